@@ -1,0 +1,44 @@
+# The perf Rust core project: see README.md. The kernel's own Makefile lives in the
+# materialised tree (in the cache); these targets drive harness/kh.
+KH := cd harness && python3 -m kh
+TIMEOUT ?= 3600
+FULL_FLAG := $(if $(FULL),--full,)
+PROFILE ?= debug-rust
+
+.PHONY: run test tree refresh build rootfs baseline patches unit toolchain clean help
+
+help:
+	@sed -n 's/^## //p' README.md | head -40
+
+run:		## the main job: build, boot, perf stat/record/report in the guest
+	$(KH) run --profile $(PROFILE)
+
+test:		## every suite; last line "N passed, N failed, N skipped"
+	$(KH) test --timeout $(TIMEOUT) $(FULL_FLAG)
+
+toolchain:	## install/check clang, rust-src, bindgen, QEMU, debootstrap
+	$(KH) toolchain
+
+tree:		## materialise upstream + our delta in the cache work tree
+	$(KH) tree
+
+refresh:	## copy commits made in the work tree back into linux/ and patches/
+	$(KH) refresh
+
+build:		## build one kernel profile (PROFILE=debug-rust|debug-c|bench-rust|bench-c)
+	$(KH) build --profile $(PROFILE)
+
+rootfs:		## build the Debian guest image
+	$(KH) rootfs
+
+baseline:	## regenerate the C-core baselines (CONFIG_PERF_EVENTS_RUST_CORE=n)
+	$(KH) baseline --timeout $(TIMEOUT) $(FULL_FLAG)
+
+patches:	## export the delta as a git format-patch series into out/series
+	$(KH) patches --out $(CURDIR)/out/series
+
+unit:		## the harness's own unit tests
+	$(KH) unit
+
+clean:		## remove out/ (the cache is left alone: see README)
+	rm -rf out

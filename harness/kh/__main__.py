@@ -1,0 +1,208 @@
+"""kh command line: `python3 -m kh <command>` (run from harness/, or via the Makefile)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import unittest
+from pathlib import Path
+
+from . import build, gates, guest, parsers, rootfs, suites, toolchain, tree as treemod
+from .common import REPO, KhError, cache_dir, log
+from .suites import Report
+
+ARCH = "x86_64"
+KUNIT_REQUIRED = ["hw_breakpoint", "rust_doctests_kernel", "perf_rust_core_ctx"]
+
+
+def host_unit_tests() -> Report:
+    rep = Report()
+    loader = unittest.TestLoader()
+    suite = loader.discover(str(REPO / "harness" / "tests"), top_level_dir=str(REPO / "harness"))
+
+    class Collect(unittest.TestResult):
+        def addSuccess(self, test):
+            rep.ok(f"host/{test.id()}")
+
+        def addFailure(self, test, err):
+            rep.fail(f"host/{test.id()}", self._exc_info_to_string(err, test))
+
+        def addError(self, test, err):
+            rep.fail(f"host/{test.id()}", self._exc_info_to_string(err, test))
+
+        def addSkip(self, test, reason):
+            rep.fail(f"host/{test.id()}", f"skipped: {reason}")
+
+    suite.run(Collect())
+    if not rep.passed and not rep.failed:
+        rep.fail("host/unit tests", "no host unit test was found")
+    return rep
+
+
+def prepare(profile: str) -> tuple[Path, Path]:
+    toolchain.install()
+    guest.qemu_available()
+    t = treemod.materialise()
+    odir = build.build(t, ARCH, profile)
+    return t, odir
+
+
+def boot_with(profile: str, parts: list[str], name: str, *, timeout: int, live: bool,
+              full: bool = False):
+    t = treemod.tree_dir()
+    img = rootfs.ensure_image()
+    payload = suites.make_payload(name, parts, tree=t, arch=ARCH, profile=profile, full=full)
+    out = cache_dir() / "results" / name
+    res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out, timeout=timeout,
+                     live=live)
+    return res, out
+
+
+def guest_report(res, out: Path, rep: Report) -> dict:
+    sections, done = parsers.parse_sections(res.results)
+    splats = parsers.find_splats(res.console)
+    if res.timed_out:
+        rep.fail("guest/finished", "guest timed out; last console lines:\n"
+                 + guest.tail(res.console) + "\nlast results lines:\n" + guest.tail(res.results))
+    elif done is None:
+        rep.fail("guest/finished", "guest did not finish its script; console tail:\n"
+                 + guest.tail(res.console))
+    else:
+        rep.ok("guest/finished")
+    if splats:
+        rep.fail("guest/console clean (no oops, BUG, WARNING, lockdep, RCU, refcount)",
+                 f"{len(splats)} reports; first:\n" + splats[0])
+    else:
+        rep.ok("guest/console clean (no oops, BUG, WARNING, lockdep, RCU, refcount)")
+    log(f"guest logs: {out}/console.log, {out}/results.log")
+    return sections
+
+
+def print_report(rep: Report, title: str) -> None:
+    print(f"\n===== {title} =====")
+    for name, why in rep.skipped:
+        print(f"SKIP {name}: {why}")
+    for name, why in rep.failed:
+        print(f"FAIL {name}:\n    " + why.replace("\n", "\n    "))
+    print(rep.summary())
+
+
+def cmd_test(args) -> int:
+    t0 = time.monotonic()
+    rep = Report()
+    rep.extend(host_unit_tests())
+    profile = "debug-rust"
+    t, odir = prepare(profile)
+    gates.symbols(odir, rep)
+    res, out = boot_with(profile, ["kunit", "kselftest", "perf-test", "smoke"], "test",
+                         timeout=args.timeout, live=False, full=args.full)
+    sections = guest_report(res, out, rep)
+    rep.extend(suites.eval_kunit(sections, KUNIT_REQUIRED))
+    base = suites.BASELINES / ARCH
+    rep.extend(suites.compare_with_baseline(suites.kselftest_cases(sections),
+                                            suites.load_baseline(base / "kselftest.tsv"),
+                                            "kselftest"))
+    pt_base = suites.load_baseline(base / ("perf-test-full.tsv" if args.full else "perf-test.tsv"))
+    rep.extend(suites.compare_with_baseline(suites.perf_test_cases(sections), pt_base,
+                                            "perf test"))
+    rep.extend(suites.eval_smoke(sections))
+    gates.rustfmt(t, odir, rep)
+    pats = gates.exported_series(t, rep)
+    gates.checkpatch(t, pats, rep)
+    gates.clippy(t, odir, rep)
+    log(f"make test took {time.monotonic() - t0:.0f}s")
+    print_report(rep, "summary")
+    return 0 if not rep.failed else 1
+
+
+def cmd_run(args) -> int:
+    profile = args.profile
+    prepare(profile)
+    res, out = boot_with(profile, ["smoke"], "run", timeout=args.timeout, live=True)
+    rep = Report()
+    sections = guest_report(res, out, rep)
+    rep.extend(suites.eval_smoke(sections))
+    print_report(rep, "run")
+    return 0 if not rep.failed else 1
+
+
+def cmd_baseline(args) -> int:
+    """Regenerates the C-core baselines (kselftests, perf test) in the same guest."""
+    profile = "debug-c"
+    t, _ = prepare(profile)
+    res, out = boot_with(profile, ["kunit", "kselftest", "perf-test", "smoke"], "baseline",
+                         timeout=args.timeout, live=False, full=args.full)
+    rep = Report()
+    sections = guest_report(res, out, rep)
+    base = suites.BASELINES / ARCH
+    reasons = suites.load_baseline(base / "reasons.tsv")
+    reasons = {k: v[1] for k, v in reasons.items()}
+    hdr = (f"Results on the unpatched C core (CONFIG_PERF_EVENTS_RUST_CORE=n), {ARCH} "
+           f"QEMU {res.accel}, profile {profile}.\nRegenerate with `make baseline"
+           f"{' FULL=1' if args.full else ''}`. Reasons for non-passing cases come from "
+           "reasons.tsv, else from the test's own output.")
+    suites.write_baseline(base / "kselftest.tsv", suites.kselftest_cases(sections), hdr, reasons)
+    suites.write_baseline(base / ("perf-test-full.tsv" if args.full else "perf-test.tsv"),
+                          suites.perf_test_cases(sections), hdr, reasons)
+    print_report(rep, "baseline guest")
+    print(f"baselines written to {base}")
+    return 0 if not rep.failed else 1
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="kh", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("toolchain", help="install/check the host toolchain")
+    sub.add_parser("tree", help="materialise upstream + delta in the cache work tree")
+    sub.add_parser("refresh", help="copy commits of the work tree back into linux/ + patches/")
+    b = sub.add_parser("build", help="build a kernel profile")
+    b.add_argument("--profile", default="debug-rust")
+    sub.add_parser("rootfs", help="build the guest root file system image")
+    r = sub.add_parser("run", help="the main job: boot and run perf stat/record/report")
+    r.add_argument("--profile", default="debug-rust")
+    r.add_argument("--timeout", type=int, default=900)
+    for name in ("test", "baseline"):
+        s = sub.add_parser(name)
+        s.add_argument("--full", action="store_true", help="every perf test, not the subset")
+        s.add_argument("--timeout", type=int, default=3600)
+    e = sub.add_parser("patches", help="export the delta as a git format-patch series")
+    e.add_argument("--out", default=str(REPO / "out" / "series"))
+    sub.add_parser("unit", help="the harness's own unit tests")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "toolchain":
+            toolchain.install()
+        elif args.cmd == "tree":
+            print(treemod.materialise())
+        elif args.cmd == "refresh":
+            treemod.refresh()
+        elif args.cmd == "build":
+            toolchain.install()
+            build.build(treemod.materialise(), ARCH, args.profile)
+        elif args.cmd == "rootfs":
+            print(rootfs.ensure_image())
+        elif args.cmd == "run":
+            return cmd_run(args)
+        elif args.cmd == "test":
+            return cmd_test(args)
+        elif args.cmd == "baseline":
+            return cmd_baseline(args)
+        elif args.cmd == "patches":
+            pats = treemod.export(Path(args.out))
+            ok, msg = treemod.check_export_applies(pats)
+            print(msg)
+            return 0 if ok else 1
+        elif args.cmd == "unit":
+            rep = host_unit_tests()
+            print_report(rep, "host unit tests")
+            return 0 if not rep.failed else 1
+    except KhError as e:
+        print(f"kh: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Kernel configuration and out-of-tree builds (LLVM, ccache) in the cache."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from .common import REPO, KhError, Stamp, cache_dir, hash_paths, log, run, versions
+from .toolchain import ensure_path
+
+CONFIGS = REPO / "configs"
+
+# A profile is <kind>-<core>: kind selects debug or bench options, core the perf core.
+KINDS = {"debug": ["debug.config"], "bench": ["bench.config"]}
+CORES = {"rust": ["rust-core.config"], "c": ["c-core.config"]}
+
+
+def fragments(arch: str, profile: str) -> list[Path]:
+    kind, _, core = profile.partition("-")
+    if kind not in KINDS or core not in CORES:
+        raise KhError(f"unknown profile {profile!r}: use one of "
+                      + ", ".join(f"{k}-{c}" for k in KINDS for c in CORES))
+    return [CONFIGS / f"{arch}-base.config"] + [CONFIGS / f for f in KINDS[kind] + CORES[core]]
+
+
+def build_dir(arch: str, profile: str) -> Path:
+    return cache_dir() / "build" / f"{arch}-{profile}"
+
+
+def make_args(arch: str, odir: Path) -> list[str]:
+    llvm = versions()["toolchain"]["llvm"]
+    args = ["make", f"LLVM={llvm}", f"O={odir}", f"-j{os.cpu_count() or 2}"]
+    if shutil.which("ccache"):
+        args.append(f"CC=ccache clang{llvm}")
+    if arch != "x86_64":
+        args.append(f"ARCH={arch}")
+    return args
+
+
+def make_env() -> dict:
+    return {"CCACHE_DIR": str(cache_dir() / "ccache"), "KBUILD_BUILD_TIMESTAMP": "kh",
+            "KBUILD_BUILD_USER": "kh", "KBUILD_BUILD_HOST": "kh"}
+
+
+def parse_fragment(path: Path) -> dict[str, str]:
+    """CONFIG_X -> value ('n' for '# CONFIG_X is not set') of a config fragment."""
+    opts = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^(CONFIG_\w+)=(.*)$", line)
+        if m:
+            opts[m.group(1)] = m.group(2)
+            continue
+        m = re.match(r"^# (CONFIG_\w+) is not set$", line)
+        if m:
+            opts[m.group(1)] = "n"
+    return opts
+
+
+def check_config(config: Path, frags: list[Path]) -> list[str]:
+    """Options requested by the fragments that the final .config does not have."""
+    final = parse_fragment(config)
+    bad = []
+    for f in frags:
+        for k, v in parse_fragment(f).items():
+            got = final.get(k, "n")
+            if got != v:
+                bad.append(f"{k}={v} (from {f.name}) ended up as {got}")
+    return bad
+
+
+def configure(tree: Path, arch: str, profile: str) -> Path:
+    odir = build_dir(arch, profile)
+    odir.mkdir(parents=True, exist_ok=True)
+    frags = fragments(arch, profile)
+    stamp = Stamp(odir / ".kh-config-key")
+    key = hash_paths(frags + [tree / "init" / "Kconfig", tree / "kernel" / "events" / "Makefile"],
+                     extra=versions()["upstream"]["version"])
+    if stamp.ok(key) and (odir / ".config").exists():
+        return odir
+    ensure_path()
+    env = make_env()
+    base = [a for a in make_args(arch, odir) if not a.startswith("-j")]
+    tmp = odir / ".config.kh-new"
+    # Generate into a scratch file so that an unchanged result leaves .config's mtime alone.
+    cfg_env = dict(env, KCONFIG_CONFIG=str(tmp))
+    run([*base, "-C", tree, "tinyconfig"], env=cfg_env, capture=True)
+    run([tree / "scripts" / "kconfig" / "merge_config.sh", "-m", "-O", odir, tmp, *frags],
+        env=cfg_env, capture=True, cwd=tree)
+    run([*base, "-C", tree, "olddefconfig"], env=cfg_env, capture=True)
+    bad = check_config(tmp, frags)
+    if bad:
+        raise KhError("kernel config: options Kconfig did not accept (missing dependency?):\n  "
+                      + "\n  ".join(bad))
+    cur = odir / ".config"
+    if not cur.exists() or cur.read_text() != tmp.read_text():
+        shutil.move(tmp, cur)
+        log(f"configured {odir.name} ({sum(1 for _ in open(cur))} lines)")
+    else:
+        tmp.unlink()
+    for leftover in odir.glob(".config.kh-new.old"):
+        leftover.unlink()
+    stamp.set(key)
+    return odir
+
+
+def build(tree: Path, arch: str, profile: str, targets=None, extra=()) -> Path:
+    odir = configure(tree, arch, profile)
+    ensure_path()
+    targets = targets or (["bzImage"] if arch == "x86_64" else ["Image"])
+    t0 = time.monotonic()
+    logf = odir / "kh-build.log"
+    with open(logf, "w") as f:
+        r = run([*make_args(arch, odir), "-C", tree, *extra, *targets], env=make_env(),
+                stdout=f, stderr=f, check=False)
+    dt = time.monotonic() - t0
+    if r.returncode != 0:
+        tail = logf.read_text().splitlines()[-60:]
+        raise KhError(f"kernel build {odir.name} failed (log {logf}):\n" + "\n".join(tail))
+    log(f"built {odir.name} {' '.join(targets)} in {dt:.0f}s")
+    return odir
+
+
+def kernel_image(arch: str, profile: str) -> Path:
+    odir = build_dir(arch, profile)
+    return odir / ("arch/x86/boot/bzImage" if arch == "x86_64" else "arch/arm64/boot/Image")
+
+
+def headers(tree: Path, arch: str, profile: str) -> Path:
+    odir = build_dir(arch, profile)
+    run([*make_args(arch, odir), "-C", tree, "headers"], env=make_env(), capture=True)
+    return odir / "usr" / "include"

@@ -1,0 +1,93 @@
+"""Quality gates on the delta: rustfmt, clippy, checkpatch, the exported series, symbols."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from . import build, tree as treemod
+from .common import cache_dir, run, versions
+from .suites import Report
+from .upstream import git
+
+RUST_CORE_SYMBOLS = ["get_ctx", "put_ctx", "__perf_event_init_context", "alloc_perf_context"]
+
+
+def changed_rust_files() -> list[str]:
+    out = git("diff", "--name-only", "upstream", "kh-delta").stdout.split()
+    return [f for f in out if f.endswith(".rs")]
+
+
+def rustfmt(tree: Path, odir: Path, rep: Report) -> None:
+    r = run([*build.make_args("x86_64", odir), "-C", tree, "rustfmtcheck"], env=build.make_env(),
+            capture=True, check=False)
+    if r.returncode == 0:
+        rep.ok("gate/rustfmtcheck")
+    else:
+        rep.fail("gate/rustfmtcheck", (r.stdout + r.stderr)[-3000:])
+
+
+def clippy(tree: Path, odir: Path, rep: Report) -> None:
+    """Builds the Rust core with CLIPPY=1; any clippy/rustc warning in a file of ours fails."""
+    ours = changed_rust_files()
+    r = run([*build.make_args("x86_64", odir), "-C", tree, "CLIPPY=1",
+             "kernel/events/rust_core.o"], env=build.make_env(), capture=True, check=False)
+    text = r.stdout + r.stderr
+    if r.returncode != 0:
+        rep.fail("gate/clippy", "CLIPPY=1 build failed:\n" + text[-3000:])
+        return
+    hits = []
+    blocks = re.split(r"\n(?=(?:warning|error)(?:\[\S+\])?: )", text)
+    for b in blocks:
+        if not re.match(r"(?:warning|error)", b):
+            continue
+        m = re.search(r"-->\s+(\S+?):\d+:\d+", b)
+        if m and any(m.group(1).endswith(f) for f in ours):
+            hits.append(b.strip()[:800])
+    if hits:
+        rep.fail("gate/clippy", f"{len(hits)} warnings in our files:\n" + "\n".join(hits[:10]))
+    else:
+        rep.ok("gate/clippy")
+
+
+def exported_series(tree: Path, rep: Report) -> list[Path]:
+    out = cache_dir() / "export" / "series"
+    pats = treemod.export(out)
+    ok, msg = treemod.check_export_applies(pats)
+    if ok:
+        rep.ok("gate/exported series applies to pristine upstream")
+    else:
+        rep.fail("gate/exported series applies to pristine upstream", msg)
+    return pats
+
+
+def checkpatch(tree: Path, pats: list[Path], rep: Report) -> None:
+    errors = []
+    for p in pats:
+        r = run(["perl", tree / "scripts/checkpatch.pl", "--no-tree", "--terse", "--show-types",
+                 p], capture=True, check=False, quiet=True)
+        for line in r.stdout.splitlines():
+            if ": ERROR:" in line:
+                errors.append(f"{p.name}: {line}")
+    if errors:
+        rep.fail("gate/checkpatch (no errors)", "\n".join(errors[:30]))
+    else:
+        rep.ok("gate/checkpatch (no errors)")
+
+
+def symbols(odir: Path, rep: Report) -> None:
+    """With the Rust core, core.o must not define the replaced functions; rust_core.o must."""
+    nm = f"llvm-nm{versions()['toolchain']['llvm']}"
+    core = run([nm, odir / "kernel/events/core.o"], capture=True, quiet=True).stdout
+    rust = run([nm, odir / "kernel/events/rust_core.o"], capture=True, quiet=True).stdout
+
+    def defined(text: str, sym: str) -> bool:
+        return re.search(rf"^\S+ [TtWw] {re.escape(sym)}$", text, re.M) is not None
+
+    for s in RUST_CORE_SYMBOLS:
+        if defined(rust, s) and not defined(core, s):
+            rep.ok(f"gate/symbol {s} from Rust")
+        else:
+            rep.fail(f"gate/symbol {s} from Rust",
+                     f"rust_core.o defines it: {defined(rust, s)}, core.o: {defined(core, s)}")

@@ -1,0 +1,122 @@
+"""Boots a kernel in QEMU with the Debian rootfs and a payload disk; captures both serial
+ports: ttyS0 is the kernel console, ttyS1 the results channel of the guest scripts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .common import KhError, Stamp, cache_dir, log, warn
+
+CMDLINE = ("console=ttyS0,115200 root=/dev/vda rw init=/sbin/kh-init panic=-1 "
+           "loglevel=6 no_hash_pointers")
+
+
+@dataclass
+class GuestResult:
+    console: str
+    results: str
+    exit_code: int | None
+    timed_out: bool
+    seconds: float
+    accel: str
+
+
+def kvm_usable(kernel: Path, rootfs: Path) -> bool:
+    """Whether KVM really runs a guest here: a short boot must print to the console.
+    The answer is cached per host kernel (nested KVM can exist and still hang)."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    stamp = Stamp(cache_dir() / "stamps" / "kvm-probe")
+    host = os.uname().release + " " + os.uname().nodename
+    if stamp.path.exists():
+        key, _, ans = stamp.path.read_text().strip().rpartition(" ")
+        if key == host:
+            return ans == "yes"
+    log("probing KVM (20 s)")
+    con = cache_dir() / "kvm-probe.log"
+    cmd = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", "512", "-smp", "1",
+           "-display", "none", "-monitor", "none", "-no-reboot", "-kernel", str(kernel),
+           "-append", "console=ttyS0 panic=-1", "-serial", f"file:{con}"]
+    try:
+        subprocess.run(cmd, timeout=20, capture_output=True)
+    except subprocess.TimeoutExpired:
+        pass
+    ok = con.exists() and "Linux version" in con.read_text(errors="replace")
+    stamp.set(f"{host} {'yes' if ok else 'no'}")
+    return ok
+
+
+def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: int,
+         live: bool = False, smp: int = 2, mem: str = "2G", extra_cmdline: str = "",
+         icount: bool = False) -> GuestResult:
+    outdir.mkdir(parents=True, exist_ok=True)
+    con, res = outdir / "console.log", outdir / "results.log"
+    for f in (con, res):
+        f.unlink(missing_ok=True)
+    if not icount and kvm_usable(kernel, rootfs):
+        accel = ["-accel", "kvm", "-cpu", "host"]
+        name = "kvm"
+    else:
+        if not icount and os.path.exists("/dev/kvm"):
+            warn("/dev/kvm exists but KVM does not run guests here (nested virtualisation?): "
+                 "using TCG, which is slower")
+        if icount:
+            accel = ["-accel", "tcg", "-icount", "shift=0,sleep=off", "-cpu", "max"]
+        else:
+            accel = ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        name = "tcg" + (" icount" if icount else "")
+    cmd = ["qemu-system-x86_64", *accel, "-smp", str(smp), "-m", mem, "-display", "none",
+           "-monitor", "none", "-no-reboot", "-kernel", str(kernel),
+           "-append", f"{CMDLINE} {extra_cmdline}".strip(),
+           "-drive", f"file={rootfs},if=virtio,format=raw,snapshot=on",
+           "-drive", f"file={payload},if=virtio,format=raw,snapshot=on",
+           "-serial", f"file:{con}", "-serial", f"file:{res}"]
+    log(f"booting {kernel} under {name} (timeout {timeout}s)")
+    t0 = time.monotonic()
+    qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    pos = 0
+    timed_out = False
+    while True:
+        try:
+            qemu.wait(timeout=1)
+            done = True
+        except subprocess.TimeoutExpired:
+            done = False
+        if live and res.exists():
+            data = res.read_bytes()
+            if len(data) > pos:
+                sys.stdout.write(data[pos:].decode(errors="replace"))
+                sys.stdout.flush()
+                pos = len(data)
+        if done:
+            break
+        if time.monotonic() - t0 > timeout:
+            timed_out = True
+            qemu.kill()
+            qemu.wait()
+            break
+    out = qemu.stdout.read() if qemu.stdout else ""
+    dt = time.monotonic() - t0
+    if qemu.returncode not in (0, None) and not timed_out:
+        if "Could not" in out or "qemu-system" in out:
+            raise KhError(f"QEMU failed to start: {out.strip()[-2000:]}")
+    console = con.read_text(errors="replace") if con.exists() else ""
+    results = res.read_text(errors="replace") if res.exists() else ""
+    log(f"guest ran {dt:.0f}s ({name}){' and TIMED OUT' if timed_out else ''}")
+    return GuestResult(console, results, qemu.returncode, timed_out, dt, name)
+
+
+def tail(text: str, n: int = 40) -> str:
+    return "\n".join(text.rstrip().split("\n")[-n:])
+
+
+def qemu_available() -> None:
+    if not shutil.which("qemu-system-x86_64"):
+        raise KhError("qemu-system-x86_64 not found (Debian package qemu-system-x86)")

@@ -1,0 +1,181 @@
+"""Parsers for what the guest prints: sections, KTAP/TAP, perf test, perf stat and report,
+and kernel-console splats. Pure functions; unit-tested in harness/tests."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(s: str) -> str:
+    return ANSI.sub("", s).replace("\r", "")
+
+
+@dataclass
+class Section:
+    name: str
+    rc: int | None = None          # None: the section never ended (guest died or hung)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def parse_sections(log: str) -> tuple[dict[str, Section], int | None]:
+    """Splits the results channel into KH-BEGIN/KH-END sections; returns them and the
+    guest script's exit code (KH-DONE rc=N), or None if it never finished."""
+    sections: dict[str, Section] = {}
+    cur: Section | None = None
+    done = None
+    for raw in strip_ansi(log).split("\n"):
+        line = raw.rstrip()
+        m = re.match(r"^KH-BEGIN (\S+)$", line)
+        if m:
+            cur = Section(m.group(1))
+            sections[cur.name] = cur
+            continue
+        m = re.match(r"^KH-END (\S+) rc=(\d+)$", line)
+        if m and cur is not None and m.group(1) == cur.name:
+            cur.rc = int(m.group(2))
+            cur = None
+            continue
+        m = re.match(r"^KH-DONE rc=(\d+)", line)
+        if m:
+            done = int(m.group(1))
+            continue
+        if cur is not None:
+            cur.lines.append(line)
+    return sections, done
+
+
+@dataclass(frozen=True)
+class Case:
+    suite: str
+    name: str
+    result: str      # "pass", "fail" or "skip"
+    detail: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite}/{self.name}"
+
+
+RESULT_RE = re.compile(r"^(\s*)(ok|not ok) (\d+)(?: (?:- )?([^#]*?))?\s*(?:#\s*(.*))?$")
+
+
+def parse_ktap(text: str, top: str = "") -> list[Case]:
+    """Leaf results of (nested) KTAP/TAP: a result line whose preceding result line was
+    more indented closes a group and is not a case itself. Cases are named
+    '<enclosing subtest>/<name>'; SKIP/TODO directives give 'skip'."""
+    cases: list[Case] = []
+    subtests: dict[int, str] = {}
+    prev_indent = None
+    for line in strip_ansi(text).split("\n"):
+        m = re.match(r"^(\s*)# Subtest: (.*)$", line)
+        if m:
+            subtests[len(m.group(1))] = m.group(2).strip()
+            continue
+        m = RESULT_RE.match(line)
+        if not m:
+            continue
+        indent = len(m.group(1))
+        name = (m.group(4) or f"#{m.group(3)}").strip()
+        # A group's own result: it follows more indented results, or (flat KTAP, as in
+        # debugfs) it repeats the name of the '# Subtest:' header at its indentation.
+        is_group = ((prev_indent is not None and prev_indent > indent)
+                    or subtests.get(indent) == name)
+        prev_indent = indent
+        if is_group:
+            continue
+        directive = (m.group(5) or "").strip()
+        outer = [v for k, v in sorted(subtests.items()) if k <= indent]
+        suite = outer[-1] if outer else top
+        if directive.upper().startswith("SKIP"):
+            result = "skip"
+        elif m.group(2) == "ok":
+            result = "pass"
+        else:
+            result = "fail"
+        cases.append(Case(suite or top, name, result, directive))
+    return cases
+
+
+PERF_TEST_RE = re.compile(r"^\s*(\d+(?:\.\d+)?): (.*?)\s*: (Ok|FAILED!|Skip)(.*)$")
+
+
+def parse_perf_test(text: str) -> list[Case]:
+    """`perf test` result lines ('N: name : Ok|FAILED!|Skip (reason)'), subtests too."""
+    cases = []
+    for line in strip_ansi(text).split("\n"):
+        m = PERF_TEST_RE.match(line)
+        if not m:
+            continue
+        res = {"Ok": "pass", "FAILED!": "fail", "Skip": "skip"}[m.group(3)]
+        detail = m.group(4).strip().strip("()").strip()
+        cases.append(Case("perf-test", f"{m.group(1)} {m.group(2).strip()}", res, detail))
+    return cases
+
+
+def perf_test_list(text: str) -> dict[str, str]:
+    """`perf test --list` → {description: number} (top-level tests only)."""
+    out = {}
+    for line in strip_ansi(text).split("\n"):
+        m = re.match(r"^\s*(\d+): (.*?)\s*$", line)
+        if m:
+            out[m.group(2)] = m.group(1)
+    return out
+
+
+STAT_RE = re.compile(
+    r"^\s*(<not counted>|<not supported>|[\d.,]+)\s+(?:(msec)\s+)?([\w:\-/.]+)")
+
+
+def parse_perf_stat(text: str) -> dict[str, float | None]:
+    """`perf stat` counters: event → value (None when not counted/supported)."""
+    out: dict[str, float | None] = {}
+    for line in strip_ansi(text).split("\n"):
+        if "Performance counter stats" in line or "seconds" in line.split("#")[0][-20:]:
+            continue
+        m = STAT_RE.match(line)
+        if not m:
+            continue
+        val = m.group(1)
+        out[m.group(3)] = None if val.startswith("<") else float(val.replace(",", ""))
+    return out
+
+
+def parse_report_samples(text: str) -> int:
+    """The sample count from `perf report --stdio` ('# Samples: 1K of event ...')."""
+    m = re.search(r"^# Samples: ([\d.]+)([KM]?)\s+of event", text, re.M)
+    if not m:
+        return 0
+    mult = {"": 1, "K": 1000, "M": 1000000}[m.group(2)]
+    return int(float(m.group(1)) * mult)
+
+
+SPLAT_PATTERNS = [
+    r"\bBUG: ", r"\bWARNING: ", r"\bOops\b", r"Kernel panic", r"general protection fault",
+    r"kernel BUG at", r"\bKASAN: ", r"\bUBSAN: ", r"refcount_t: ", r"rcu: INFO: ",
+    r"detected stalls? on CPU", r"\bODEBUG: ", r"INFO: task .* blocked for more than",
+    r"possible recursive locking", r"possible circular locking", r"inconsistent lock state",
+    r"suspicious RCU usage", r"list_(add|del) corruption", r"Unable to handle kernel",
+]
+SPLAT_RE = re.compile("|".join(SPLAT_PATTERNS))
+
+
+def find_splats(console: str, context: int = 30) -> list[str]:
+    """Kernel oopses, BUGs, WARNINGs, lockdep/RCU/KASAN/refcount reports in a console log,
+    each with the lines that follow it."""
+    lines = strip_ansi(console).split("\n")
+    out = []
+    i = 0
+    while i < len(lines):
+        if SPLAT_RE.search(lines[i]):
+            out.append("\n".join(lines[i:i + context]))
+            i += context
+        else:
+            i += 1
+    return out

@@ -1,0 +1,78 @@
+"""The guest's Debian userspace: debootstrap + Debian's unchanged perf, as an ext4 image."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .common import REPO, KhError, Stamp, cache_dir, hash_paths, log, run, versions
+
+GUEST = REPO / "guest"
+
+
+def rootfs_key() -> str:
+    g = versions()["guest"]
+    return hash_paths([], extra=repr(sorted(g.items())) + versions()["apt"]["mirror"])
+
+
+def ensure_rootfs_dir() -> Path:
+    """debootstrap (minbase) + linux-perf, cached by the [guest] pins."""
+    g = versions()["guest"]
+    mirror = versions()["apt"]["mirror"]
+    base = cache_dir() / "rootfs"
+    d = base / "dir"
+    stamp = Stamp(base / "stamp")
+    key = rootfs_key()
+    if stamp.ok(key) and d.exists():
+        return d
+    if d.exists():
+        shutil.rmtree(d)
+    base.mkdir(parents=True, exist_ok=True)
+    log(f"building the guest rootfs: debootstrap {g['suite']} + {g['perf_package']} "
+        f"{g['perf_version']}")
+    run(["debootstrap", "--variant=minbase", g["suite"], d, mirror], capture=True)
+    (d / "etc/apt/sources.list").write_text(
+        f"deb {mirror} {g['suite']} main\ndeb {mirror} {g['perf_suite']} main\n")
+    shutil.copy("/etc/resolv.conf", d / "etc/resolv.conf")
+    pkgs = [f"{g['perf_package']}={g['perf_version']}", *g["packages"]]
+    env = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    run(["chroot", d, "apt-get", "-qq", "update"], env=env, capture=True)
+    r = run(["chroot", d, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *pkgs],
+            env=env, capture=True, check=False)
+    if r.returncode != 0:
+        raise KhError(f"guest rootfs: cannot install {' '.join(pkgs)} from {mirror} "
+                      f"({g['perf_suite']}):\n{r.stdout[-1500:]}{r.stderr[-1500:]}")
+    run(["chroot", d, "apt-get", "clean"], env=env, capture=True)
+    perf = run(["chroot", d, "perf", "--version"], capture=True, check=False)
+    if perf.returncode != 0:
+        raise KhError(f"guest rootfs: perf does not run: {perf.stdout}{perf.stderr}")
+    log(f"guest perf: {perf.stdout.strip()}")
+    stamp.set(key)
+    return d
+
+
+def ensure_image() -> Path:
+    """An ext4 image of the rootfs plus our init (guest/init), rebuilt when either changes."""
+    d = ensure_rootfs_dir()
+    img = cache_dir() / "images" / "rootfs.ext4"
+    stamp = Stamp(img.with_suffix(".stamp"))
+    key = hash_paths([GUEST / "init"], extra=rootfs_key())
+    if stamp.ok(key) and img.exists():
+        return img
+    shutil.copy(GUEST / "init", d / "sbin" / "kh-init")
+    (d / "sbin" / "kh-init").chmod(0o755)
+    img.parent.mkdir(parents=True, exist_ok=True)
+    img.unlink(missing_ok=True)
+    run(["mkfs.ext4", "-q", "-F", "-L", "khroot", "-d", d, img, "2G"], capture=True)
+    stamp.set(key)
+    return img
+
+
+def make_payload(src: Path, img: Path) -> Path:
+    """An ext4 image holding the test payload directory (scripts, test binaries)."""
+    img.parent.mkdir(parents=True, exist_ok=True)
+    img.unlink(missing_ok=True)
+    size_mb = 64 + sum(p.stat().st_size for p in src.rglob("*") if p.is_file()) // (1 << 20) * 2
+    run(["mkfs.ext4", "-q", "-F", "-L", "khpayload", "-d", src, img, f"{size_mb}M"],
+        capture=True)
+    return img

@@ -1,0 +1,243 @@
+"""The suites: payload assembly, in-guest runs, result evaluation against baselines."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import build, guest, parsers, rootfs
+from .common import REPO, KhError, cache_dir, log, run
+
+GUEST = REPO / "guest"
+BASELINES = REPO / "baselines"
+
+
+# ----------------------------------------------------------------------------- payload
+
+def build_workload(dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-static", "-o", dest / "kh-workload",
+         GUEST / "src" / "kh-workload.c"], capture=True)
+
+
+def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str]:
+    """Builds tools/testing/selftests/perf_events against the kernel's exported headers."""
+    hdr = build.headers(tree, arch, profile)
+    out = cache_dir() / "selftests" / f"{arch}-{profile}"
+    out.mkdir(parents=True, exist_ok=True)
+    run(["make", "-s", "-C", tree / "tools/testing/selftests", "TARGETS=perf_events",
+         f"O={out}", f"KHDR_INCLUDES=-isystem {hdr}", "install",
+         f"INSTALL_PATH={out / 'install'}"], capture=True)
+    src = out / "install" / "perf_events"
+    dest.mkdir(parents=True, exist_ok=True)
+    progs = []
+    for p in sorted(src.iterdir()):
+        if p.is_file() and p.stat().st_mode & 0o111 and p.suffix not in (".sh",):
+            shutil.copy2(p, dest / p.name)
+            progs.append(p.name)
+    if not progs:
+        raise KhError(f"no perf_events selftest programs were built in {src}")
+    return progs
+
+
+def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch="x86_64",
+                 profile="debug-rust", full: bool = False) -> Path:
+    """Assembles the payload disk: main.sh sourcing the requested guest scripts."""
+    d = cache_dir() / "payload" / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    for f in ("lib.sh", "smoke.sh", "kunit.sh", "kselftest.sh", "perf-test.sh",
+              "perf-test-subset.tsv"):
+        shutil.copy2(GUEST / f, d / f)
+    build_workload(d / "bin")
+    if "kselftest" in parts:
+        assert tree is not None
+        build_selftests(tree, arch, profile, d / "selftests" / "perf_events")
+    main = ["set -u", ". /kh/lib.sh", 'echo "KH-KERNEL $(uname -r)"']
+    if full:
+        main.append("export KH_FULL=1")
+    for p in parts:
+        main.append(f". /kh/{p}.sh")
+    (d / "main.sh").write_text("\n".join(main) + "\n")
+    return rootfs.make_payload(d, cache_dir() / "images" / f"payload-{name}.ext4")
+
+
+# ----------------------------------------------------------------------------- results
+
+@dataclass
+class Report:
+    passed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def ok(self, name: str) -> None:
+        self.passed.append(name)
+
+    def fail(self, name: str, why: str) -> None:
+        self.failed.append((name, why))
+
+    def skip(self, name: str, why: str) -> None:
+        self.skipped.append((name, why))
+
+    def extend(self, other: "Report") -> None:
+        self.passed += other.passed
+        self.failed += other.failed
+        self.skipped += other.skipped
+
+    def summary(self) -> str:
+        s = f"{len(self.passed)} passed, {len(self.failed)} failed"
+        if self.skipped:
+            s += f", {len(self.skipped)} skipped"
+        return s
+
+
+def load_baseline(path: Path) -> dict[str, tuple[str, str]]:
+    """A baseline file: '<case key>\\t<pass|fail|skip>\\t<reason>' per line."""
+    out = {}
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise KhError(f"{path}: malformed line {line!r}")
+        out[parts[0]] = (parts[1], parts[2] if len(parts) > 2 else "")
+    return out
+
+
+def write_baseline(path: Path, cases: list[parsers.Case], header: str,
+                   reasons: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {line}" for line in header.strip().split("\n")]
+    for c in cases:
+        reason = reasons.get(c.key) or c.detail or ""
+        if c.result != "pass" and not reason:
+            reason = "no reason recorded yet: read the test and add one to reasons.tsv"
+        lines.append(f"{c.key}\t{c.result}\t{reason}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def compare_with_baseline(cases: list[parsers.Case], base: dict[str, tuple[str, str]],
+                          suite: str) -> Report:
+    """Each case must give the baseline's result. Baseline passes count as passed, known
+    environment failures/skips (same result, with the recorded reason) as skipped; any
+    difference, a case missing from either side included, is a failure."""
+    rep = Report()
+    seen = set()
+    for c in cases:
+        seen.add(c.key)
+        if c.key not in base:
+            if c.result == "pass":
+                rep.fail(c.key, "passes but is not in the baseline (regenerate it)")
+            else:
+                rep.fail(c.key, f"{c.result} and not in the baseline: {c.detail}")
+            continue
+        want, reason = base[c.key]
+        if c.result != want:
+            rep.fail(c.key, f"{c.result} but the C baseline says {want}"
+                     + (f" ({reason})" if reason else "") + (f": {c.detail}" if c.detail else ""))
+        elif want == "pass":
+            rep.ok(c.key)
+        else:
+            rep.skip(c.key, f"{want} on the C core too: {reason}")
+    for key, (want, _) in base.items():
+        if key not in seen:
+            rep.fail(key, f"did not run (baseline: {want}) in {suite}")
+    return rep
+
+
+def check_section(sections: dict, name: str, rep: Report) -> parsers.Section | None:
+    s = sections.get(name)
+    if s is None:
+        rep.fail(name, "section missing from the guest output (guest died or hung?)")
+        return None
+    if s.rc is None:
+        rep.fail(name, "section did not finish")
+        return None
+    return s
+
+
+def eval_smoke(sections: dict) -> Report:
+    """The main job's checks: perf stat counts, a group, record + report with samples."""
+    rep = Report()
+    s = check_section(sections, "smoke.stat", rep)
+    if s:
+        st = parsers.parse_perf_stat(s.text)
+        checks = {"task-clock": 1.0, "context-switches": 1, "page-faults": 1}
+        for ev, minimum in checks.items():
+            v = st.get(ev)
+            if s.rc != 0 or v is None or v < minimum:
+                rep.fail(f"smoke/stat {ev}", f"expected >= {minimum}, got {v} (rc={s.rc})")
+            else:
+                rep.ok(f"smoke/stat {ev}")
+        if "cpu-migrations" in st and st["cpu-migrations"] is not None:
+            rep.ok("smoke/stat cpu-migrations")
+        else:
+            rep.fail("smoke/stat cpu-migrations", "not counted")
+    s = check_section(sections, "smoke.group", rep)
+    if s:
+        st = parsers.parse_perf_stat(s.text)
+        vals = [st.get(e) for e in ("task-clock", "context-switches", "page-faults")]
+        if s.rc == 0 and all(v is not None and v > 0 for v in vals):
+            rep.ok("smoke/stat group")
+        else:
+            rep.fail("smoke/stat group", f"group members {vals} (rc={s.rc})")
+    s = check_section(sections, "smoke.record", rep)
+    if s:
+        n = parsers.parse_report_samples(s.text)
+        if s.rc == 0 and n > 0 and "kh_spin" in s.text:
+            rep.ok("smoke/record+report")
+        else:
+            rep.fail("smoke/record+report", f"{n} samples, kh_spin "
+                     f"{'found' if 'kh_spin' in s.text else 'missing'} (rc={s.rc})")
+        if "kh_work" in s.text and "main" in s.text:
+            rep.ok("smoke/record -g callchain")
+        else:
+            rep.fail("smoke/record -g callchain", "main -> kh_work -> kh_spin not in the report")
+    return rep
+
+
+def kunit_cases(sections: dict) -> list[parsers.Case]:
+    s = sections.get("kunit")
+    return parsers.parse_ktap(s.text, top="kunit") if s else []
+
+
+def eval_kunit(sections: dict, required: list[str]) -> Report:
+    rep = Report()
+    if check_section(sections, "kunit", rep) is None:
+        return rep
+    cases = kunit_cases(sections)
+    suites = {c.suite for c in cases}
+    for r in required:
+        if r not in suites:
+            rep.fail(f"kunit/{r}", "suite did not run")
+    for c in cases:
+        name = f"kunit/{c.key}"
+        if c.result == "pass":
+            rep.ok(name)
+        elif c.result == "skip":
+            rep.fail(name, f"skipped: {c.detail}")
+        else:
+            rep.fail(name, "failed")
+    return rep
+
+
+def kselftest_cases(sections: dict) -> list[parsers.Case]:
+    cases = []
+    for name, s in sections.items():
+        if not name.startswith("kselftest."):
+            continue
+        prog = name.split(".", 1)[1]
+        got = parsers.parse_ktap(s.text, top=prog)
+        cases += [parsers.Case(prog, c.name, c.result, c.detail) for c in got]
+        if s.rc is None or (not got and s.rc != 0):
+            cases.append(parsers.Case(prog, "(program)", "fail", f"rc={s.rc}"))
+    return cases
+
+
+def perf_test_cases(sections: dict) -> list[parsers.Case]:
+    s = sections.get("perf-test")
+    return parsers.parse_perf_test(s.text) if s else []

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The interface between kernel/events/core.c and the Rust perf core
+ * (kernel/events/rust_core.rs), used with CONFIG_PERF_EVENTS_RUST_CORE.
+ *
+ * The functions below keep the names and the semantics of the static C
+ * functions of core.c that they replace; core.c compiles those out when the
+ * option is set. bindgen reads this header so that each Rust definition is
+ * checked against its prototype (#[export]).
+ */
+#ifndef _KERNEL_EVENTS_RUST_CORE_H
+#define _KERNEL_EVENTS_RUST_CORE_H
+
+#ifdef CONFIG_PERF_EVENTS_RUST_CORE
+
+struct perf_event_context;
+struct task_struct;
+
+/* Slice S1: context reference counting, allocation and RCU freeing. */
+void get_ctx(struct perf_event_context *ctx);
+void put_ctx(struct perf_event_context *ctx);
+void __perf_event_init_context(struct perf_event_context *ctx);
+struct perf_event_context *alloc_perf_context(struct task_struct *task);
+
+#endif /* CONFIG_PERF_EVENTS_RUST_CORE */
+
+#endif /* _KERNEL_EVENTS_RUST_CORE_H */

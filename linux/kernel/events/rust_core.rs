@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The Rust perf core: lifecycles of `struct perf_event_context` and
+//! `struct perf_event_pmu_context`.
+//!
+//! Built with `CONFIG_PERF_EVENTS_RUST_CORE=y`, it replaces the C functions of
+//! `kernel/events/core.c` that are listed in `kernel/events/rust_core.h`, under the same names
+//! and with the same semantics. The structures keep their C layout (bindgen), because the rest
+//! of `core.c` and the PMU drivers keep reading and writing them.
+//!
+//! # Ownership
+//!
+//! ```text
+//!      ,-----------------------[1:n]------------------------.
+//!      V                                                    V
+//! perf_event_context <-[1:n]-> perf_event_pmu_context <--- perf_event
+//!      |    ^                          |                    |
+//!      |    `---------[1:n]------------'   `-[n:1]-> pmu <-[1:n]-'
+//!      |
+//!      `--(task ctx only)--> task_struct      (one reference, dropped by the last put_ctx())
+//! ```
+//!
+//! - A context is reference counted (`ctx->refcount`, a `refcount_t`). Every event holds one
+//!   reference; so do a task's `perf_event_ctxp` pointer, a child context on its parent
+//!   (`ctx->parent_ctx`) and short-lived lookups. The last [`put_ctx`](ctx::put_ctx) drops the
+//!   parent's reference and the task's, and frees the context after an RCU grace period, because
+//!   lookups (`perf_lock_task_context()`) find it under `rcu_read_lock()` only.
+//! - A task context whose task has exited has `ctx->task == TASK_TOMBSTONE`; it holds no task
+//!   reference any more, and `perf_event_exit_task_context()` may be waiting (`wait_var_event()`)
+//!   for the references of the remaining events to go; every put on such a context wakes it.
+//! - The per-CPU contexts are static, start with one reference that is never dropped, and are
+//!   never freed.
+//!
+//! # Locking
+//!
+//! Each context has a mutex (`ctx->mutex`) and a raw spinlock (`ctx->lock`, taken with IRQs off,
+//! nesting inside `rq->lock`). Context and PMU-context state is modified with both held and read
+//! with either held. Reference counting needs no lock, but `put_ctx()` must not be called with
+//! `ctx->lock` held (it may free a parent and drop a task reference).
+
+use kernel::prelude::*;
+
+mod ctx;
