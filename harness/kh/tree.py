@@ -59,6 +59,7 @@ def parse_patch_message(patch: Path) -> tuple[str, dict]:
         msg, diff = Path(tmp) / "msg", Path(tmp) / "diff"
         r = run(["git", "mailinfo", "-b", msg, diff], capture=True, quiet=True,
                 input=patch.read_text())
+        body = msg.read_text() if msg.exists() else ""
     info = {}
     for line in r.stdout.splitlines():
         k, _, v = line.partition(": ")
@@ -66,7 +67,6 @@ def parse_patch_message(patch: Path) -> tuple[str, dict]:
     subject = info.get("Subject", "").strip()
     if not subject:
         raise KhError(f"{patch.name}: no Subject: header (use git format-patch format)")
-    body = msg.read_text() if msg.exists() else ""
     return subject + "\n\n" + body, info
 
 
@@ -160,6 +160,11 @@ def refresh() -> None:
     if git("status", "--porcelain", "--untracked-files=no").stdout.strip():
         raise KhError("commit your changes in the work tree first")
     added = git("diff", "--name-only", "--diff-filter=A", "upstream", "HEAD").stdout.split()
+    # Every path that upstream does not have is overlay territory, also one that a commit
+    # added and a later one moved or removed: no patch may touch it.
+    touched = set(git("log", "--name-only", "--format=", "upstream..HEAD").stdout.split())
+    upstream_paths = set(git("ls-tree", "-r", "--name-only", "upstream").stdout.split("\n"))
+    new_paths = sorted(p for p in touched if p not in upstream_paths)
     if OVERLAY.exists():
         shutil.rmtree(OVERLAY)
     for rel in added:
@@ -169,7 +174,7 @@ def refresh() -> None:
     for old in PATCHES.glob("*.patch"):
         old.unlink()
     PATCHES.mkdir(exist_ok=True)
-    excl = [f":(exclude){a}" for a in added]
+    excl = [f":(exclude){a}" for a in new_paths]
     git("format-patch", "-q", "--no-signature", "--zero-commit", "--no-numbered", "-o",
         str(PATCHES), "upstream..HEAD", "--", ".", *excl)
     pats = sorted(PATCHES.glob("*.patch"))

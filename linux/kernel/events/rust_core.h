@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The interface between kernel/events/core.c and the Rust perf core
- * (kernel/events/rust_core.rs), used with CONFIG_PERF_EVENTS_RUST_CORE.
+ * (kernel/events/rust_core/perf_rust_core.rs), used with CONFIG_PERF_EVENTS_RUST_CORE.
  *
  * The functions below keep the names and the semantics of the static C
  * functions of core.c that they replace; core.c compiles those out when the

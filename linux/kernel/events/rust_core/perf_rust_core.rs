@@ -38,6 +38,4 @@
 //! with either held. Reference counting needs no lock, but `put_ctx()` must not be called with
 //! `ctx->lock` held (it may free a parent and drop a task reference).
 
-use kernel::prelude::*;
-
 mod ctx;
