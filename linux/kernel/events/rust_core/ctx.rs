@@ -92,7 +92,7 @@ pub(crate) unsafe fn put_ctx_with(ctx: *mut bindings::perf_event_context, free: 
         }
         // SAFETY: The context is unreachable but for RCU readers, its `rcu_head` is not queued
         // (the count reaches zero once) and stays valid until `free` releases the context.
-        unsafe { rcu::call_rcu_raw(&raw mut (*ctx).rcu_head, free) };
+        unsafe { rcu::call_rcu_raw(&raw mut (*ctx).callback_head, free) };
     } else {
         // Pairs with `wait_var_event()` in `perf_event_exit_task_context()`: the decrement above
         // is ordered before the read of `ctx->task` below.
@@ -115,8 +115,9 @@ pub(crate) unsafe fn put_ctx_with(ctx: *mut bindings::perf_event_context, free: 
 /// `head` must be the `rcu_head` of a context allocated by [`alloc_perf_context`] whose count
 /// reached zero, queued once by [`put_ctx`].
 unsafe extern "C" fn free_ctx(head: *mut bindings::callback_head) {
-    // SAFETY: `head` is the `rcu_head` field of a `perf_event_context`.
-    let ctx = unsafe { kernel::container_of!(head, bindings::perf_event_context, rcu_head) };
+    // SAFETY: `head` is the `rcu_head` field of a `perf_event_context` (bindgen sees it as
+    // `callback_head`: `rcu_head` is a macro for it).
+    let ctx = unsafe { kernel::container_of!(head, bindings::perf_event_context, callback_head) };
     // SAFETY: The context was allocated as a `KBox` by `alloc_perf_context` and leaked; this is
     // its only release.
     drop(unsafe { KBox::from_raw(ctx) });
@@ -137,14 +138,14 @@ pub unsafe extern "C" fn __perf_event_init_context(ctx: *mut bindings::perf_even
     // SAFETY: The caller guarantees exclusive access to a valid `ctx`; the lock class keys are
     // static, and the names are static C strings.
     unsafe {
-        bindings::__raw_spin_lock_init(
+        bindings::raw_spin_lock_init(
             &raw mut (*ctx).lock,
-            c"&ctx->lock".as_ptr(),
+            c"&ctx->lock".as_ptr().cast(),
             static_lock_class!().as_ptr(),
         );
         bindings::__mutex_init(
             &raw mut (*ctx).mutex,
-            c"&ctx->mutex".as_ptr(),
+            c"&ctx->mutex".as_ptr().cast(),
             static_lock_class!().as_ptr(),
         );
         bindings::INIT_LIST_HEAD(&raw mut (*ctx).pmu_ctx_list);
