@@ -7,6 +7,7 @@ section() {
 	echo "KH-BEGIN $name"
 	"$@"
 	local rc=$?
-	echo "KH-END $name rc=$rc"
+	# A newline first: the output may end without one.
+	printf '\nKH-END %s rc=%d\n' "$name" "$rc"
 	return 0
 }

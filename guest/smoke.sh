@@ -9,8 +9,12 @@ smoke_group() {
 	perf stat -e '{task-clock,context-switches,page-faults}' -- $W 100 10
 }
 smoke_record() {
-	perf record -e cpu-clock -g -o /tmp/perf.data -- $W 400 5 &&
-	perf report --stdio --no-children -i /tmp/perf.data --sort comm,dso,sym 2>&1 | head -n 60
+	perf record -e cpu-clock -g -o /tmp/perf.data -- $W 400 5 || return
+	perf report --stdio --no-children --percent-limit 2 -i /tmp/perf.data \
+		--sort comm,dso,sym >/tmp/perf.report 2>&1
+	local rc=$?
+	head -n 80 /tmp/perf.report
+	return $rc
 }
 
 section smoke.stat smoke_stat

@@ -37,8 +37,10 @@ def parse_sections(log: str) -> tuple[dict[str, Section], int | None]:
             cur = Section(m.group(1))
             sections[cur.name] = cur
             continue
-        m = re.match(r"^KH-END (\S+) rc=(\d+)$", line)
+        m = re.search(r"KH-END (\S+) rc=(\d+)$", line)
         if m and cur is not None and m.group(1) == cur.name:
+            if line[:m.start()].strip():
+                cur.lines.append(line[:m.start()])
             cur.rc = int(m.group(2))
             cur = None
             continue

@@ -157,3 +157,10 @@ class Splats(unittest.TestCase):
     def test_clean_boot(self):
         self.assertEqual(parsers.find_splats("[ 0.0] Linux version 7.2.13\n[ 1.0] Run /sbin/kh-init\n"),
                          [])
+
+
+class SectionEdge(unittest.TestCase):
+    def test_end_marker_after_unterminated_output(self):
+        secs, _ = parsers.parse_sections("KH-BEGIN r\nline\n\tjunkKH-END r rc=0\n")
+        self.assertEqual(secs["r"].rc, 0)
+        self.assertEqual(secs["r"].lines, ["line", "\tjunk"])

@@ -243,9 +243,11 @@ mod tests {
             }
             assert!((*ctx).pinned_groups.tree.rb_node.is_null());
             assert!((*ctx).flexible_groups.tree.rb_node.is_null());
-            // The raw spinlock and the mutex are usable (and known to lockdep).
-            bindings::_raw_spin_lock(&raw mut (*ctx).lock);
-            bindings::_raw_spin_unlock(&raw mut (*ctx).lock);
+            // The raw spinlock and the mutex are usable (and known to lockdep). The lock class
+            // is that of every context, whose lock is taken under `rq->lock`: take it with
+            // interrupts off, as the perf core does.
+            let flags = bindings::_raw_spin_lock_irqsave(&raw mut (*ctx).lock);
+            bindings::_raw_spin_unlock_irqrestore(&raw mut (*ctx).lock, flags);
             bindings::mutex_lock(&raw mut (*ctx).mutex);
             bindings::mutex_unlock(&raw mut (*ctx).mutex);
             put_ctx(ctx);
