@@ -15,6 +15,7 @@ from .suites import Report
 
 ARCH = "x86_64"
 KUNIT_REQUIRED = ["hw_breakpoint", "rust_doctests_kernel", "perf_rust_core_ctx"]
+TEST_PARTS = ["kunit", "kselftest", "stress", "perf-test", "smoke"]
 
 
 def host_unit_tests() -> Report:
@@ -96,7 +97,7 @@ def cmd_test(args) -> int:
     profile = "debug-rust"
     t, odir = prepare(profile)
     gates.symbols(odir, rep)
-    res, out = boot_with(profile, ["kunit", "kselftest", "perf-test", "smoke"], "test",
+    res, out = boot_with(profile, TEST_PARTS, "test",
                          timeout=args.timeout, live=False, full=args.full)
     sections = guest_report(res, out, rep)
     rep.extend(suites.eval_kunit(sections, KUNIT_REQUIRED))
@@ -108,6 +109,7 @@ def cmd_test(args) -> int:
     rep.extend(suites.compare_with_baseline(suites.perf_test_cases(sections), pt_base,
                                             "perf test"))
     rep.extend(suites.eval_smoke(sections))
+    rep.extend(suites.eval_stress(sections))
     gates.rustfmt(t, odir, rep)
     pats = gates.exported_series(t, rep)
     gates.checkpatch(t, pats, rep)
@@ -132,10 +134,13 @@ def cmd_baseline(args) -> int:
     """Regenerates the C-core baselines (kselftests, perf test) in the same guest."""
     profile = "debug-c"
     t, _ = prepare(profile)
-    res, out = boot_with(profile, ["kunit", "kselftest", "perf-test", "smoke"], "baseline",
+    res, out = boot_with(profile, TEST_PARTS, "baseline",
                          timeout=args.timeout, live=False, full=args.full)
     rep = Report()
     sections = guest_report(res, out, rep)
+    rep.extend(suites.eval_smoke(sections))
+    rep.extend(suites.eval_stress(sections))
+    rep.extend(suites.eval_kunit(sections, ["hw_breakpoint", "rust_doctests_kernel"]))
     base = suites.BASELINES / ARCH
     reasons = suites.load_baseline(base / "reasons.tsv")
     reasons = {k: v[1] for k, v in reasons.items()}
@@ -156,7 +161,8 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("toolchain", help="install/check the host toolchain")
     sub.add_parser("tree", help="materialise upstream + delta in the cache work tree")
-    sub.add_parser("refresh", help="copy commits of the work tree back into linux/ + patches/")
+    rf = sub.add_parser("refresh", help="copy commits of the work tree back into linux/ + patches/")
+    rf.add_argument("--rev", default="HEAD", help="the commit to take (default: the work tree's HEAD)")
     b = sub.add_parser("build", help="build a kernel profile")
     b.add_argument("--profile", default="debug-rust")
     sub.add_parser("rootfs", help="build the guest root file system image")
@@ -177,7 +183,7 @@ def main(argv=None) -> int:
         elif args.cmd == "tree":
             print(treemod.materialise())
         elif args.cmd == "refresh":
-            treemod.refresh()
+            treemod.refresh(args.rev)
         elif args.cmd == "build":
             toolchain.install()
             build.build(treemod.materialise(), ARCH, args.profile)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch=
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
-    for f in ("lib.sh", "smoke.sh", "kunit.sh", "kselftest.sh", "perf-test.sh",
+    for f in ("lib.sh", "smoke.sh", "kunit.sh", "kselftest.sh", "perf-test.sh", "stress.sh",
               "perf-test-subset.tsv"):
         shutil.copy2(GUEST / f, d / f)
     build_workload(d / "bin")
@@ -197,6 +198,19 @@ def eval_smoke(sections: dict) -> Report:
             rep.ok("smoke/record -g callchain")
         else:
             rep.fail("smoke/record -g callchain", "main -> kh_work -> kh_spin not in the report")
+    return rep
+
+
+def eval_stress(sections: dict) -> Report:
+    """Concurrent perf record loops: each loop must finish without a failed run."""
+    rep = Report()
+    s = check_section(sections, "stress.perf-record", rep)
+    if s:
+        runs = sum(int(m) for m in re.findall(r"^loop \d+: (\d+) runs$", s.text, re.M))
+        if s.rc == 0 and runs > 0:
+            rep.ok("stress/concurrent perf record")
+        else:
+            rep.fail("stress/concurrent perf record", f"rc={s.rc}, {runs} runs:\n{s.text[-1500:]}")
     return rep
 
 

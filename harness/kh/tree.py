@@ -153,16 +153,15 @@ def check_export_applies(patches: list[Path]) -> tuple[bool, str]:
     return True, f"{len(patches)} patches apply to upstream and give tree {got[:12]}"
 
 
-def refresh() -> None:
-    """Copies work-tree commits back into the repo: new files into linux/, the rest into
-    patches/ (one patch per commit after the overlay commit)."""
-    t = tree_dir()
-    if git("status", "--porcelain", "--untracked-files=no").stdout.strip():
+def refresh(rev: str = "HEAD") -> None:
+    """Copies commits of the work tree's repository (upstream..rev) back into the repo: new
+    files into linux/, the rest into patches/ (one patch per commit)."""
+    if rev == "HEAD" and git("status", "--porcelain", "--untracked-files=no").stdout.strip():
         raise KhError("commit your changes in the work tree first")
-    added = git("diff", "--name-only", "--diff-filter=A", "upstream", "HEAD").stdout.split()
+    added = git("diff", "--name-only", "--diff-filter=A", "upstream", rev).stdout.split()
     # Every path that upstream does not have is overlay territory, also one that a commit
     # added and a later one moved or removed: no patch may touch it.
-    touched = set(git("log", "--name-only", "--format=", "upstream..HEAD").stdout.split())
+    touched = set(git("log", "--name-only", "--format=", f"upstream..{rev}").stdout.split())
     upstream_paths = set(git("ls-tree", "-r", "--name-only", "upstream").stdout.split("\n"))
     new_paths = sorted(p for p in touched if p not in upstream_paths)
     if OVERLAY.exists():
@@ -170,13 +169,16 @@ def refresh() -> None:
     for rel in added:
         dst = OVERLAY / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(t / rel, dst)
+        blob = run(["git", "-C", tree_dir(), "show", f"{rev}:{rel}"], capture=True, quiet=True)
+        dst.write_bytes(blob.stdout.encode())
+        mode = git("ls-tree", rev, "--", rel).stdout.split()[0]
+        dst.chmod(0o755 if mode == "100755" else 0o644)
     for old in PATCHES.glob("*.patch"):
         old.unlink()
     PATCHES.mkdir(exist_ok=True)
     excl = [f":(exclude){a}" for a in new_paths]
     git("format-patch", "-q", "--no-signature", "--zero-commit", "--no-numbered", "-o",
-        str(PATCHES), "upstream..HEAD", "--", ".", *excl)
+        str(PATCHES), f"upstream..{rev}", "--", ".", *excl)
     pats = sorted(PATCHES.glob("*.patch"))
     kept = []
     for p in pats:
@@ -185,4 +187,4 @@ def refresh() -> None:
         else:
             kept.append(p)
     (PATCHES / "series").write_text("".join(p.name + "\n" for p in kept))
-    log(f"refreshed {len(added)} overlay files and {len(kept)} patches from {t}")
+    log(f"refreshed {len(added)} overlay files and {len(kept)} patches from {rev}")

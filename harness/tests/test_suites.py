@@ -109,3 +109,19 @@ class Versions(unittest.TestCase):
     def test_no_series_version(self):
         with self.assertRaises(KhError):
             upstream.pick_version("7.2.13-1", ["7.3.1-1"], "7.2")
+
+
+class Stress(unittest.TestCase):
+    def test_all_loops_ran(self):
+        sec = Section("stress.perf-record", 0, ["loop 1: 5 runs", "loop 2: 4 runs", "failed loops: 0"])
+        rep = suites.eval_stress({"stress.perf-record": sec})
+        self.assertEqual(rep.passed, ["stress/concurrent perf record"])
+
+    def test_a_failed_loop_fails(self):
+        sec = Section("stress.perf-record", 1, ["loop 1: 5 runs", "failed loops: 1"])
+        rep = suites.eval_stress({"stress.perf-record": sec})
+        self.assertEqual([n for n, _ in rep.failed], ["stress/concurrent perf record"])
+
+    def test_missing_section_fails(self):
+        rep = suites.eval_stress({})
+        self.assertEqual(len(rep.failed), 1)
