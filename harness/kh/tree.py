@@ -23,9 +23,11 @@ OVERLAY = REPO / "linux"
 PATCHES = REPO / "patches"
 OVERLAY_SUBJECT = "perf/core: add the Rust perf core and its tests (new files)"
 OVERLAY_BODY = """Add the new files of this series at once: the Rust perf core
-(kernel/events/rust_core.rs and kernel/events/rust_core/), its C interface
-(kernel/events/rust_core.h), documentation and tests. Nothing builds them
-yet; the following patches wire them in behind CONFIG_PERF_EVENTS_RUST_CORE.
+(kernel/events/rust_core/), its C interface (kernel/events/rust_core.h),
+Rust library code, documentation and tests. Nothing builds them yet; the
+following patches wire them in behind CONFIG_PERF_EVENTS_RUST_CORE.
+
+Signed-off-by: perf-rust <perf-rust@localhost>
 """
 AUTHOR = {"GIT_AUTHOR_NAME": "perf-rust", "GIT_AUTHOR_EMAIL": "perf-rust@localhost",
           "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
