@@ -14,7 +14,8 @@ from .common import REPO, KhError, cache_dir, log
 from .suites import Report
 
 ARCH = "x86_64"
-KUNIT_REQUIRED = ["hw_breakpoint", "rust_doctests_kernel", "perf_rust_core_ctx"]
+KUNIT_REQUIRED = ["hw_breakpoint", "rust_doctests_kernel", "perf_rust_core_ctx",
+                  "perf_rust_core_epc"]
 TEST_PARTS = ["kunit", "kselftest", "stress", "perf-test", "smoke"]
 
 
@@ -142,15 +143,17 @@ def cmd_baseline(args) -> int:
     rep.extend(suites.eval_stress(sections))
     rep.extend(suites.eval_kunit(sections, ["hw_breakpoint", "rust_doctests_kernel"]))
     base = suites.BASELINES / ARCH
-    reasons = suites.load_baseline(base / "reasons.tsv")
-    reasons = {k: v[1] for k, v in reasons.items()}
+    known = suites.load_baseline(base / "reasons.tsv")
+    reasons = {k: v[1] for k, v in known.items()}
+    flaky = {k: v[1] for k, v in known.items() if v[0] == "flaky"}
     hdr = (f"Results on the unpatched C core (CONFIG_PERF_EVENTS_RUST_CORE=n), {ARCH} "
            f"QEMU {res.accel}, profile {profile}.\nRegenerate with `make baseline"
            f"{' FULL=1' if args.full else ''}`. Reasons for non-passing cases come from "
            "reasons.tsv, else from the test's own output.")
-    suites.write_baseline(base / "kselftest.tsv", suites.kselftest_cases(sections), hdr, reasons)
+    suites.write_baseline(base / "kselftest.tsv", suites.kselftest_cases(sections), hdr, reasons,
+                          flaky)
     suites.write_baseline(base / ("perf-test-full.tsv" if args.full else "perf-test.tsv"),
-                          suites.perf_test_cases(sections), hdr, reasons)
+                          suites.perf_test_cases(sections), hdr, reasons, flaky)
     print_report(rep, "baseline guest")
     print(f"baselines written to {base}")
     return 0 if not rep.failed else 1

@@ -11,7 +11,12 @@ from .common import cache_dir, run, versions
 from .suites import Report
 from .upstream import git
 
-RUST_CORE_SYMBOLS = ["get_ctx", "put_ctx", "__perf_event_init_context", "alloc_perf_context"]
+RUST_CORE_SYMBOLS = [
+    # S1
+    "get_ctx", "put_ctx", "__perf_event_init_context", "alloc_perf_context",
+    # S2
+    "__perf_init_event_pmu_context", "find_get_pmu_context", "get_pmu_ctx", "put_pmu_ctx",
+]
 
 
 def changed_rust_files() -> list[str]:
@@ -32,7 +37,7 @@ def clippy(tree: Path, odir: Path, rep: Report) -> None:
     """Builds the Rust core with CLIPPY=1; any clippy/rustc warning in a file of ours fails."""
     ours = changed_rust_files()
     r = run([*build.make_args("x86_64", odir), "-C", tree, "CLIPPY=1",
-             "kernel/events/rust_core.o"], env=build.make_env(), capture=True, check=False)
+             "kernel/events/rust_core/perf_rust_core.o"], env=build.make_env(), capture=True, check=False)
     text = r.stdout + r.stderr
     if r.returncode != 0:
         rep.fail("gate/clippy", "CLIPPY=1 build failed:\n" + text[-3000:])
@@ -80,7 +85,7 @@ def symbols(odir: Path, rep: Report) -> None:
     """With the Rust core, core.o must not define the replaced functions; rust_core.o must."""
     nm = f"llvm-nm{versions()['toolchain']['llvm']}"
     core = run([nm, odir / "kernel/events/core.o"], capture=True, quiet=True).stdout
-    rust = run([nm, odir / "kernel/events/rust_core.o"], capture=True, quiet=True).stdout
+    rust = run([nm, odir / "kernel/events/rust_core/perf_rust_core.o"], capture=True, quiet=True).stdout
 
     def defined(text: str, sym: str) -> bool:
         return re.search(rf"^\S+ [TtWw] {re.escape(sym)}$", text, re.M) is not None

@@ -125,3 +125,19 @@ class Stress(unittest.TestCase):
     def test_missing_section_fails(self):
         rep = suites.eval_stress({})
         self.assertEqual(len(rep.failed), 1)
+
+
+class Flaky(unittest.TestCase):
+    def test_flaky_case_is_counted_as_skipped_either_way(self):
+        base = {"perf-test/125 stat": ("flaky", "timing")}
+        for res in ("pass", "fail"):
+            rep = suites.compare_with_baseline([Case("perf-test", "125 stat", res)], base, "t")
+            self.assertEqual(rep.failed, [])
+            self.assertEqual(len(rep.skipped), 1)
+            self.assertIn("flaky", rep.skipped[0][1])
+
+    def test_write_marks_flaky(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "b.tsv"
+            suites.write_baseline(p, [Case("s", "a", "fail")], "h", {}, {"s/a": "timing"})
+            self.assertEqual(suites.load_baseline(p), {"s/a": ("flaky", "timing")})

@@ -13,7 +13,10 @@
 
 #ifdef CONFIG_PERF_EVENTS_RUST_CORE
 
+struct perf_event;
 struct perf_event_context;
+struct perf_event_pmu_context;
+struct pmu;
 struct task_struct;
 
 /* Slice S1: context reference counting, allocation and RCU freeing. */
@@ -21,6 +24,15 @@ void get_ctx(struct perf_event_context *ctx);
 void put_ctx(struct perf_event_context *ctx);
 void __perf_event_init_context(struct perf_event_context *ctx);
 struct perf_event_context *alloc_perf_context(struct task_struct *task);
+
+/* Slice S2: PMU contexts (epc), kernel/events/rust_core/epc.rs. */
+void __perf_init_event_pmu_context(struct perf_event_pmu_context *epc,
+				   struct pmu *pmu);
+struct perf_event_pmu_context *
+find_get_pmu_context(struct pmu *pmu, struct perf_event_context *ctx,
+		     struct perf_event *event);
+void get_pmu_ctx(struct perf_event_pmu_context *epc);
+void put_pmu_ctx(struct perf_event_pmu_context *epc);
 
 #endif /* CONFIG_PERF_EVENTS_RUST_CORE */
 

@@ -10,6 +10,7 @@
 //! references itself. The memory comes from the kmalloc allocator ([`KBox`]) zeroed, as C's
 //! `kzalloc_obj()`, and goes back to it in [`free_ctx`] after a grace period.
 
+use crate::lock::{Ctx, TASK_TOMBSTONE};
 use kernel::{
     alloc::flags,
     bindings,
@@ -17,10 +18,6 @@ use kernel::{
     static_lock_class,
     sync::{barrier, rcu, Refcount},
 };
-
-/// The value of `ctx->task` once the task of a task context has exited (`TASK_TOMBSTONE` in
-/// `core.c`: `(void *)-1L`).
-pub(crate) const TASK_TOMBSTONE: *mut bindings::task_struct = usize::MAX as *mut _;
 
 /// The RCU callback that releases a context, `free_ctx()` of `core.c`.
 pub(crate) type CtxFreeFn = unsafe extern "C" fn(*mut bindings::callback_head);
@@ -32,9 +29,8 @@ pub(crate) type CtxFreeFn = unsafe extern "C" fn(*mut bindings::callback_head);
 /// `ctx` must point to a valid context, and the returned reference must not outlive it.
 #[inline]
 unsafe fn refcount<'a>(ctx: *mut bindings::perf_event_context) -> &'a Refcount {
-    // SAFETY: `Refcount` is a transparent wrapper of `refcount_t`, and the caller guarantees that
-    // the context, hence its `refcount` field, is valid for `'a`.
-    unsafe { &*(&raw mut (*ctx).refcount).cast::<Refcount>() }
+    // SAFETY: The caller guarantees that the context is valid for `'a`.
+    unsafe { Ctx::from_raw(ctx) }.refcount()
 }
 
 /// Takes a reference on `ctx`. C: `get_ctx()`.
@@ -44,7 +40,7 @@ unsafe fn refcount<'a>(ctx: *mut bindings::perf_event_context) -> &'a Refcount {
 /// `ctx` must point to a valid context on which the caller holds a reference (or which the
 /// caller otherwise keeps alive, e.g. a per-CPU context).
 #[export]
-pub unsafe extern "C" fn get_ctx(ctx: *mut bindings::perf_event_context) {
+pub(crate) unsafe extern "C" fn get_ctx(ctx: *mut bindings::perf_event_context) {
     // SAFETY: The caller guarantees that `ctx` is valid.
     unsafe { refcount(ctx) }.inc();
 }
@@ -61,7 +57,7 @@ pub unsafe extern "C" fn get_ctx(ctx: *mut bindings::perf_event_context) {
 /// `ctx` must point to a valid context and the caller must own the reference it drops. Must not
 /// be called with `ctx->lock` held.
 #[export]
-pub unsafe extern "C" fn put_ctx(ctx: *mut bindings::perf_event_context) {
+pub(crate) unsafe extern "C" fn put_ctx(ctx: *mut bindings::perf_event_context) {
     // SAFETY: Forwarded from the caller; `free_ctx` releases a context allocated by
     // `alloc_perf_context`, the only allocator of contexts whose count can reach zero.
     unsafe { put_ctx_with(ctx, free_ctx) }
@@ -134,22 +130,25 @@ unsafe extern "C" fn free_ctx(head: *mut bindings::callback_head) {
 ///
 /// `ctx` must point to a context that nothing else uses yet.
 #[export]
-pub unsafe extern "C" fn __perf_event_init_context(ctx: *mut bindings::perf_event_context) {
+pub(crate) unsafe extern "C" fn __perf_event_init_context(ctx: *mut bindings::perf_event_context) {
     // SAFETY: The caller guarantees exclusive access to a valid `ctx`; the lock class keys are
     // static, and the names are static C strings.
     unsafe {
         bindings::raw_spin_lock_init(
             &raw mut (*ctx).lock,
-            c"&ctx->lock".as_ptr().cast(),
+            c"&ctx->lock".as_char_ptr(),
             static_lock_class!().as_ptr(),
         );
         bindings::__mutex_init(
             &raw mut (*ctx).mutex,
-            c"&ctx->mutex".as_ptr().cast(),
+            c"&ctx->mutex".as_char_ptr(),
             static_lock_class!().as_ptr(),
         );
         bindings::INIT_LIST_HEAD(&raw mut (*ctx).pmu_ctx_list);
-        for groups in [&raw mut (*ctx).pinned_groups, &raw mut (*ctx).flexible_groups] {
+        for groups in [
+            &raw mut (*ctx).pinned_groups,
+            &raw mut (*ctx).flexible_groups,
+        ] {
             // C: perf_event_groups_init(), `RB_ROOT` is the empty tree.
             (*groups).tree.rb_node = core::ptr::null_mut();
             (*groups).index = 0;
@@ -166,7 +165,7 @@ pub unsafe extern "C" fn __perf_event_init_context(ctx: *mut bindings::perf_even
 ///
 /// `task` must be NULL or point to a task on which the caller holds a reference.
 #[export]
-pub unsafe extern "C" fn alloc_perf_context(
+pub(crate) unsafe extern "C" fn alloc_perf_context(
     task: *mut bindings::task_struct,
 ) -> *mut bindings::perf_event_context {
     let Ok(ctx) =
@@ -200,6 +199,10 @@ mod tests {
     static FREED: Atomic<usize> = Atomic::new(0);
 
     /// [`free_ctx`] that also counts the contexts it released.
+    ///
+    /// # Safety
+    ///
+    /// As for [`free_ctx`].
     unsafe extern "C" fn counting_free(head: *mut bindings::callback_head) {
         FREED.add(1, Relaxed);
         // SAFETY: Forwarded from the caller (`put_ctx_with`).
@@ -243,13 +246,15 @@ mod tests {
             }
             assert!((*ctx).pinned_groups.tree.rb_node.is_null());
             assert!((*ctx).flexible_groups.tree.rb_node.is_null());
-            // The raw spinlock and the mutex are usable (and known to lockdep). The lock class
-            // is that of every context, whose lock is taken under `rq->lock`: take it with
-            // interrupts off, as the perf core does.
-            let flags = bindings::_raw_spin_lock_irqsave(&raw mut (*ctx).lock);
-            bindings::_raw_spin_unlock_irqrestore(&raw mut (*ctx).lock, flags);
-            bindings::mutex_lock(&raw mut (*ctx).mutex);
-            bindings::mutex_unlock(&raw mut (*ctx).mutex);
+            // The mutex and the raw spinlock are usable (and known to lockdep), in the lock
+            // order. The lock class is that of every context, whose lock is taken under
+            // `rq->lock`: always with interrupts off.
+            let c = Ctx::from_raw(ctx);
+            {
+                let m = c.lock_mutex();
+                drop(m.lock_irq());
+            }
+            drop(c.lock_irqsave());
             put_ctx(ctx);
         }
         Ok(())

@@ -31,11 +31,25 @@
 //! - The per-CPU contexts are static, start with one reference that is never dropped, and are
 //!   never freed.
 //!
+//! - A PMU context (epc) joins a context and a PMU; each event of that PMU in that context holds
+//!   a reference. It sits on `ctx->pmu_ctx_list` (sorted by `pmu->type` for task contexts) while
+//!   referenced, and is freed after an RCU grace period by its last put. A CPU context's epc is
+//!   embedded in the PMU's per-CPU `perf_cpu_pmu_context` and carries one extra reference, the
+//!   PMU's ([`epc`]).
+//!
 //! # Locking
 //!
 //! Each context has a mutex (`ctx->mutex`) and a raw spinlock (`ctx->lock`, taken with IRQs off,
-//! nesting inside `rq->lock`). Context and PMU-context state is modified with both held and read
-//! with either held. Reference counting needs no lock, but `put_ctx()` must not be called with
-//! `ctx->lock` held (it may free a parent and drop a task reference).
+//! nesting inside `rq->lock`); the lock order is `ctx->mutex` then `ctx->lock`. Context and
+//! PMU-context state is **modified with both held and read with either held**. Two C paths are
+//! exceptions: the inherit path fills a child context that nobody can see yet without its mutex,
+//! and `put_pmu_ctx()` runs without the mutex. The rule and both exceptions are types in [`lock`]:
+//! a function that modifies takes a [`lock::Modify`] proof, a reader a [`lock::Read`] proof.
+//!
+//! Reference counting needs no lock, but `put_ctx()` must not be called with `ctx->lock` held (it
+//! may free a parent and drop a task reference), and nothing is allocated or freed under
+//! `ctx->lock`.
 
 mod ctx;
+mod epc;
+mod lock;

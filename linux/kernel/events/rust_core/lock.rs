@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The context lock rule, as types.
+//!
+//! `struct perf_event_context` has two locks, and the state of a context and of its PMU contexts
+//! (epcs) follows one rule (the comment above `struct perf_event_pmu_context`):
+//!
+//! - **modify** with both `ctx->mutex` and `ctx->lock` held: [`Both`];
+//! - **read** with either held: anything that implements [`Read`] ([`MutexHeld`],
+//!   [`LockHeld`], [`Both`]).
+//!
+//! A [`Both`] can only be made from a [`MutexHeld`] (by taking the spinlock), so code that needs
+//! to modify cannot be written without holding the mutex first, in that order: the lock order
+//! is `ctx->mutex` then `ctx->lock`. Code that only takes the spinlock gets a [`LockHeld`], which
+//! reads but does not modify.
+//!
+//! Two call paths of C break the rule, and each has its own proof here instead of a silent
+//! bypass:
+//!
+//! - [`Unpublished`]: `perf_event_init_task()` fills a child's context before anything else can
+//!   see it, without the child's `ctx->mutex` (the first `XXX` of 7.2's
+//!   `find_get_pmu_context()`). Making one is `unsafe`; [`Unpublished::assume`] checks what it can
+//!   (the context's task is still `TASK_NEW`, nobody holds the mutex). Locked, it modifies like
+//!   [`Both`].
+//! - [`LastRef`]: `put_pmu_ctx()` is called from `_free_event()`/`put_event()` without
+//!   `ctx->mutex` (the second `XXX`). When the count of an epc reaches zero under `ctx->lock`, no
+//!   event uses the epc any more, so no mutex holder can be looking at it: the proof allows
+//!   exactly one modification, unlinking that epc.
+//!
+//! C callers cannot hand over Rust proofs, so the exported entry points make them from the
+//! caller's documented contract: `unsafe`, with lockdep checking the mutex where it is claimed.
+
+use kernel::{
+    bindings,
+    sync::{
+        lock::{
+            mutex::MutexBackend,
+            raw_spinlock::{RawSpinLockIrqBackend, RawSpinLockIrqSaveBackend, RawSpinLockState},
+            Guard, Lock,
+        },
+        Refcount,
+    },
+    types::{NotThreadSafe, Opaque},
+};
+
+/// The value of `ctx->task` once the task of a task context has exited (`TASK_TOMBSTONE` in
+/// `core.c`: `(void *)-1L`).
+pub(crate) const TASK_TOMBSTONE: *mut bindings::task_struct = usize::MAX as *mut _;
+
+/// A perf event context: `struct perf_event_context` in its C layout.
+///
+/// Only ever used by reference to a context that C or the Rust core allocated; the reference
+/// count ([`Ctx::refcount`]) keeps it alive.
+#[repr(transparent)]
+pub(crate) struct Ctx(Opaque<bindings::perf_event_context>);
+
+// SAFETY: A context is shared between CPUs and tasks by design; all access to its state goes
+// through raw pointers under the lock rule above, or atomics.
+unsafe impl Sync for Ctx {}
+// SAFETY: As above; nothing in a context is tied to the task that created it.
+unsafe impl Send for Ctx {}
+
+impl Ctx {
+    /// Views a C context.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid, initialised context that stays alive for `'a`.
+    #[inline]
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::perf_event_context) -> &'a Self {
+        // SAFETY: `Ctx` is a transparent wrapper of the C struct; validity is guaranteed by the
+        // caller.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The C context.
+    #[inline]
+    pub(crate) fn as_raw(&self) -> *mut bindings::perf_event_context {
+        self.0.get()
+    }
+
+    /// The reference count, `ctx->refcount`.
+    #[inline]
+    pub(crate) fn refcount(&self) -> &Refcount {
+        // SAFETY: `Refcount` is a transparent wrapper of `refcount_t`, and the field lives as
+        // long as `self`.
+        unsafe { &*(&raw mut (*self.as_raw()).refcount).cast::<Refcount>() }
+    }
+
+    /// `ctx->task`: NULL for a CPU context, [`TASK_TOMBSTONE`] once the task exited.
+    ///
+    /// Read with `READ_ONCE()` semantics: it is written under `ctx->lock` (the clone swap in
+    /// `perf_event_context_sched_out()`, the tombstone in `perf_event_exit_task_context()`), and
+    /// whether it is NULL never changes.
+    #[inline]
+    pub(crate) fn task(&self) -> *mut bindings::task_struct {
+        // SAFETY: The field is valid for reads; a volatile read is C's READ_ONCE().
+        unsafe { (&raw const (*self.as_raw()).task).read_volatile() }
+    }
+
+    /// `ctx->mutex`, as a Rust lock.
+    #[inline]
+    fn mutex(&self) -> &Lock<(), MutexBackend> {
+        // SAFETY: `ctx->mutex` was initialised by `__perf_event_init_context()` and lives as long
+        // as `self`.
+        unsafe { Lock::from_raw(&raw mut (*self.as_raw()).mutex) }
+    }
+
+    /// `ctx->lock`, as a Rust lock of the backend `B`.
+    #[inline]
+    fn spinlock<B: RawSpinLockState>(&self) -> &Lock<(), B> {
+        // SAFETY: `ctx->lock` was initialised by `__perf_event_init_context()` and lives as long
+        // as `self`.
+        unsafe { Lock::from_raw(&raw mut (*self.as_raw()).lock) }
+    }
+
+    /// Takes `ctx->mutex` (it may sleep) and returns the proof.
+    #[inline]
+    pub(crate) fn lock_mutex(&self) -> CtxMutexGuard<'_> {
+        CtxMutexGuard {
+            _guard: self.mutex().lock(),
+            held: MutexHeld {
+                ctx: self,
+                _not_send: NotThreadSafe,
+            },
+        }
+    }
+
+    /// Takes `ctx->lock`, saving and disabling interrupts, for reading.
+    #[inline]
+    #[cfg_attr(
+        not(CONFIG_KUNIT = "y"),
+        expect(
+            dead_code,
+            reason = "only the KUnit tests read without the mutex so far"
+        )
+    )]
+    pub(crate) fn lock_irqsave(&self) -> LockHeld<'_, RawSpinLockIrqSaveBackend> {
+        LockHeld {
+            ctx: self,
+            _guard: self.spinlock().lock(),
+        }
+    }
+
+    /// Whether anybody holds `ctx->mutex` now. Only meaningful for a context nobody else can
+    /// lock concurrently (see [`Unpublished::assume`]).
+    #[inline]
+    pub(crate) fn mutex_is_locked(&self) -> bool {
+        // SAFETY: The mutex is initialised; `mutex_is_locked()` only reads its owner word.
+        unsafe { bindings::mutex_is_locked(&raw mut (*self.as_raw()).mutex) }
+    }
+}
+
+/// Proof that the current task holds `ctx->mutex` of [`Read::ctx`].
+pub(crate) struct MutexHeld<'a> {
+    ctx: &'a Ctx,
+    _not_send: NotThreadSafe,
+}
+
+impl<'a> MutexHeld<'a> {
+    /// Makes the proof for a mutex that the C caller took.
+    ///
+    /// # Safety
+    ///
+    /// The current task must hold `ctx->mutex` for as long as the proof lives. With lockdep, this
+    /// is asserted.
+    #[inline]
+    pub(crate) unsafe fn assume(ctx: &'a Ctx) -> Self {
+        // SAFETY: The mutex is initialised.
+        unsafe { bindings::mutex_assert_is_held(&raw mut (*ctx.as_raw()).mutex) };
+        Self {
+            ctx,
+            _not_send: NotThreadSafe,
+        }
+    }
+
+    /// Takes `ctx->lock` with interrupts disabled (`raw_spin_lock_irq()`), for modification.
+    ///
+    /// Interrupts must be enabled: the guard enables them again.
+    #[inline]
+    pub(crate) fn lock_irq<'m>(&'m self) -> Both<'a, 'm> {
+        Both {
+            _mutex: self,
+            lock: LockHeld {
+                ctx: self.ctx,
+                _guard: self.ctx.spinlock().lock(),
+            },
+        }
+    }
+}
+
+/// A `ctx->mutex` that the Rust core took; released on drop.
+pub(crate) struct CtxMutexGuard<'a> {
+    held: MutexHeld<'a>,
+    _guard: Guard<'a, (), MutexBackend>,
+}
+
+impl<'a> core::ops::Deref for CtxMutexGuard<'a> {
+    type Target = MutexHeld<'a>;
+
+    fn deref(&self) -> &MutexHeld<'a> {
+        &self.held
+    }
+}
+
+/// Proof that `ctx->lock` of [`Read::ctx`] is held (with interrupts disabled); releasing it is
+/// dropping the proof.
+pub(crate) struct LockHeld<'a, B: RawSpinLockState> {
+    ctx: &'a Ctx,
+    _guard: Guard<'a, (), B>,
+}
+
+impl<'a> LockHeld<'a, RawSpinLockIrqSaveBackend> {
+    /// Adopts `ctx->lock` that C code took with `raw_spin_lock_irqsave()` (or
+    /// `atomic_dec_and_raw_lock_irqsave()`) and the flags it saved.
+    ///
+    /// # Safety
+    ///
+    /// The current context must hold `ctx->lock`, taken with these `flags`, and hand the
+    /// unlocking over to the returned proof.
+    #[inline]
+    pub(crate) unsafe fn adopt(ctx: &'a Ctx, flags: kernel::ffi::c_ulong) -> Self {
+        // SAFETY: Guaranteed by the caller; `Guard::new` asserts the lock is held.
+        let guard = unsafe { Guard::new(ctx.spinlock(), flags) };
+        Self { ctx, _guard: guard }
+    }
+}
+
+/// Proof that both `ctx->mutex` and `ctx->lock` are held: the state may be modified.
+///
+/// Only [`MutexHeld::lock_irq`] makes one, so the mutex is always taken first.
+pub(crate) struct Both<'a, 'm> {
+    _mutex: &'m MutexHeld<'a>,
+    lock: LockHeld<'a, RawSpinLockIrqBackend>,
+}
+
+/// Proof that the context is a child's that nobody else can reach yet (the inherit path).
+pub(crate) struct Unpublished<'a> {
+    ctx: &'a Ctx,
+    _not_send: NotThreadSafe,
+}
+
+impl<'a> Unpublished<'a> {
+    /// Makes the proof for a context that `perf_event_init_task()` is filling.
+    ///
+    /// Warns (once) if the context does not look unpublished: its task must still be in
+    /// `copy_process()` (`TASK_NEW`) and nobody may hold its mutex.
+    ///
+    /// # Safety
+    ///
+    /// No other task or CPU may be able to reach `ctx` while the proof lives: it is the context
+    /// of a task that `copy_process()` is creating and no event of it has been published.
+    #[inline]
+    pub(crate) unsafe fn assume(ctx: &'a Ctx) -> Self {
+        let task = ctx.task();
+        // SAFETY: A task context holds a reference on its task; `__state` is read once.
+        let new = !task.is_null()
+            && task != TASK_TOMBSTONE
+            && unsafe { (&raw const (*task).__state).read_volatile() } == bindings::TASK_NEW;
+        crate::warn_on_once!(!new || ctx.mutex_is_locked());
+        Self {
+            ctx,
+            _not_send: NotThreadSafe,
+        }
+    }
+
+    /// Takes `ctx->lock` with interrupts disabled. Nothing else can contend for it, but the
+    /// perf core's helpers and lockdep expect it held while the state changes.
+    #[inline]
+    pub(crate) fn lock_irq(&self) -> UnpublishedLocked<'a> {
+        UnpublishedLocked {
+            lock: LockHeld {
+                ctx: self.ctx,
+                _guard: self.ctx.spinlock().lock(),
+            },
+        }
+    }
+}
+
+/// An [`Unpublished`] context with its `ctx->lock` held: may be modified.
+pub(crate) struct UnpublishedLocked<'a> {
+    lock: LockHeld<'a, RawSpinLockIrqBackend>,
+}
+
+/// Proof that the state of [`Read::ctx`] may be read.
+pub(crate) trait Read {
+    /// The context the proof is about.
+    fn ctx(&self) -> &Ctx;
+}
+
+/// Proof that the state of [`Read::ctx`] may be modified (which also means `ctx->lock` is held
+/// and interrupts are off).
+///
+/// # Safety
+///
+/// Implementers must prove the rule: `ctx->mutex` and `ctx->lock` held, or one of the documented
+/// exceptions with `ctx->lock` held.
+pub(crate) unsafe trait Modify: Read {}
+
+impl Read for MutexHeld<'_> {
+    fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+}
+
+impl Read for CtxMutexGuard<'_> {
+    fn ctx(&self) -> &Ctx {
+        self.held.ctx
+    }
+}
+
+impl<B: RawSpinLockState> Read for LockHeld<'_, B> {
+    fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+}
+
+impl Read for Both<'_, '_> {
+    fn ctx(&self) -> &Ctx {
+        self.lock.ctx
+    }
+}
+
+impl Read for UnpublishedLocked<'_> {
+    fn ctx(&self) -> &Ctx {
+        self.lock.ctx
+    }
+}
+
+// SAFETY: A `Both` holds a `MutexHeld` and the spinlock guard.
+unsafe impl Modify for Both<'_, '_> {}
+
+// SAFETY: The context is unreachable by others (`Unpublished`) and its spinlock is held.
+unsafe impl Modify for UnpublishedLocked<'_> {}
+
+/// Releases `ctx->lock` of a modification proof. Spelled out at call sites that must free memory
+/// or drop references only after unlocking.
+pub(crate) fn unlock<P: Modify>(proof: P) {
+    drop(proof);
+}
+
+/// Proof that the last reference of a PMU context was dropped, atomically with taking
+/// `ctx->lock` (`atomic_dec_and_raw_lock_irqsave()`), without `ctx->mutex`.
+///
+/// This is the `put_pmu_ctx()` exception: with the count at zero no event uses the epc, so
+/// nothing that holds only `ctx->mutex` can be looking at it, and unlinking it under `ctx->lock`
+/// alone is safe. The proof allows that one modification ([`LastRef::epc`] is the only epc it
+/// names) and releases `ctx->lock` (restoring interrupts) when dropped.
+pub(crate) struct LastRef<'a> {
+    lock: LockHeld<'a, RawSpinLockIrqSaveBackend>,
+    epc: *mut bindings::perf_event_pmu_context,
+}
+
+impl<'a> LastRef<'a> {
+    /// Drops a reference on `epc`; if it was the last, returns with `ctx->lock` held.
+    ///
+    /// # Safety
+    ///
+    /// The caller must own a reference on `epc`, which must be linked into `ctx` (`epc->ctx`),
+    /// and keep `ctx` alive for `'a` (an event owns references on both).
+    #[inline]
+    pub(crate) unsafe fn put(
+        ctx: &'a Ctx,
+        epc: *mut bindings::perf_event_pmu_context,
+    ) -> Option<Self> {
+        let mut flags: kernel::ffi::c_ulong = 0;
+        // SAFETY: `epc` and `ctx` are valid (guaranteed by the caller), `flags` is a valid place.
+        let last = unsafe {
+            bindings::_atomic_dec_and_raw_lock_irqsave(
+                &raw mut (*epc).refcount,
+                &raw mut (*ctx.as_raw()).lock,
+                &mut flags,
+            )
+        } != 0;
+        if !last {
+            return None;
+        }
+        Some(Self {
+            // SAFETY: `_atomic_dec_and_raw_lock_irqsave()` returned true: it took `ctx->lock`
+            // with `raw_spin_lock_irqsave()` and saved `flags`.
+            lock: unsafe { LockHeld::adopt(ctx, flags) },
+            epc,
+        })
+    }
+
+    /// The PMU context whose last reference was dropped.
+    #[inline]
+    pub(crate) fn epc(&self) -> *mut bindings::perf_event_pmu_context {
+        self.epc
+    }
+}
+
+impl Read for LastRef<'_> {
+    fn ctx(&self) -> &Ctx {
+        self.lock.ctx
+    }
+}
+
+/// `WARN_ON_ONCE()`: warns the first time `cond` is true at this call site; returns `cond`.
+#[macro_export]
+macro_rules! warn_on_once {
+    ($cond:expr) => {{
+        static WARNED: ::kernel::sync::atomic::Atomic<bool> =
+            ::kernel::sync::atomic::Atomic::new(false);
+        let cond: bool = $cond;
+        if cond && !WARNED.xchg(true, ::kernel::sync::atomic::Relaxed) {
+            ::kernel::warn_on!(true);
+        }
+        cond
+    }};
+}
