@@ -277,16 +277,20 @@ mod tests {
             assert_eq!(task_usage(task), usage + 1);
         }
 
+        // Let callbacks queued earlier run before counting.
+        rcu::barrier();
         let freed = FREED.load(Relaxed);
         let reader = rcu::read_lock();
         // SAFETY: The last reference, owned by the test.
         unsafe { put_ctx_with(ctx, counting_free) };
+        let usage_after = task_usage(task);
+        let freed_inside = FREED.load(Relaxed);
+        drop(reader);
         // The task reference goes at once ...
-        assert_eq!(task_usage(task), usage);
+        assert_eq!(usage_after, usage);
         // ... but the memory only after a grace period, which cannot end while this CPU is in
         // an RCU read-side critical section.
-        assert_eq!(FREED.load(Relaxed), freed);
-        drop(reader);
+        assert_eq!(freed_inside, freed);
         rcu::barrier();
         assert_eq!(FREED.load(Relaxed), freed + 1);
         Ok(())
@@ -303,6 +307,7 @@ mod tests {
                 return Err(e);
             }
         };
+        rcu::barrier();
         let freed = FREED.load(Relaxed);
         // SAFETY: The test owns both contexts' references; the child takes one on the parent
         // as `perf_event_init_context()` does.

@@ -555,17 +555,26 @@ mod tests {
         let (mut pa, mut pb) = (fake_pmu(7)?, fake_pmu(8)?);
         let a = ctx.find_get(&mut pa);
         let b = ctx.find_get(&mut pb);
+        // Let callbacks queued by earlier tests run before counting.
+        rcu::barrier();
         let freed = FREED_EPC.load(Relaxed);
         let reader = rcu::read_lock();
         // SAFETY: The test's only reference on `b`.
         unsafe { put_pmu_ctx_with(b, COUNTING) };
         // Unlinked at once, and `epc->ctx` cleared ...
-        assert_eq!(&ctx.list()?[..], &[(7, 1)]);
         // SAFETY: `b` cannot be freed before the read-side section ends.
-        assert!(unsafe { (*b).ctx }.is_null());
+        let (unlinked, ctx_cleared) = unsafe {
+            (
+                bindings::list_empty(&raw mut (*b).pmu_ctx_entry),
+                (*b).ctx.is_null(),
+            )
+        };
         // ... but freed only after a grace period.
-        assert_eq!(FREED_EPC.load(Relaxed), freed);
+        let freed_inside = FREED_EPC.load(Relaxed);
         drop(reader);
+        assert!(unlinked && ctx_cleared);
+        assert_eq!(freed_inside, freed);
+        assert_eq!(&ctx.list()?[..], &[(7, 1)]);
         rcu::barrier();
         assert_eq!(FREED_EPC.load(Relaxed), freed + 1);
         // SAFETY: The test's reference on `a`.
@@ -591,6 +600,7 @@ mod tests {
             __perf_init_event_pmu_context(epc, &mut *pmu);
             Epc::from_raw(epc)
         };
+        rcu::barrier();
         let (freed_epc, freed_cpc) = (FREED_EPC.load(Relaxed), FREED_CPC.load(Relaxed));
         {
             let m = ctx.ctx().lock_mutex();
