@@ -84,6 +84,12 @@ def guest_report(res, out: Path, rep: Report) -> dict:
 
 def print_report(rep: Report, title: str) -> None:
     print(f"\n===== {title} =====")
+    groups: dict[str, list[int]] = {}
+    for i, items in enumerate((rep.passed, [n for n, _ in rep.failed], [n for n, _ in rep.skipped])):
+        for name in items:
+            groups.setdefault(name.split("/", 1)[0], [0, 0, 0])[i] += 1
+    for g, (p, f, s) in sorted(groups.items()):
+        print(f"  {g:<16} {p:4d} passed {f:4d} failed {s:4d} skipped")
     for name, why in rep.skipped:
         print(f"SKIP {name}: {why}")
     for name, why in rep.failed:
