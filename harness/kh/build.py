@@ -106,9 +106,20 @@ def configure(tree: Path, arch: str, profile: str) -> Path:
     return odir
 
 
+def rust_available(tree: Path, arch: str, odir: Path) -> None:
+    """`make rustavailable`: the toolchain must satisfy the kernel before we build."""
+    base = [a for a in make_args(arch, odir) if not a.startswith("-j")]
+    r = run([*base, "-C", tree, "rustavailable"], env=make_env(), capture=True, check=False,
+            quiet=True)
+    if r.returncode != 0:
+        raise KhError("make rustavailable failed: the Rust toolchain does not suit this kernel "
+                      "(rustc, rust-src, bindgen, libclang):\n" + (r.stdout + r.stderr)[-3000:])
+
+
 def build(tree: Path, arch: str, profile: str, targets=None, extra=()) -> Path:
     odir = configure(tree, arch, profile)
     ensure_path()
+    rust_available(tree, arch, odir)
     targets = targets or (["bzImage"] if arch == "x86_64" else ["Image"])
     t0 = time.monotonic()
     logf = odir / "kh-build.log"
