@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -136,10 +135,11 @@ def ensure_tree() -> str:
         tars = list(Path(tmp).glob("usr/src/linux-source-*.tar.*"))
         if len(tars) != 1:
             raise KhError(f"{deb.name}: expected one source tarball, found {tars}")
-        with tarfile.open(tars[0]) as tf:
-            top = tf.getmembers()[0].name.split("/")[0]
         run(["tar", "-C", tmp, "-xf", tars[0]])
-        shutil.move(str(Path(tmp) / top), t)
+        tops = [p for p in Path(tmp).iterdir() if p.is_dir() and p.name.startswith("linux")]
+        if len(tops) != 1:
+            raise KhError(f"{tars[0].name}: expected one linux-* directory, found {tops}")
+        shutil.move(str(tops[0]), t)
     run(["git", "init", "-q", "-b", "kh-work", str(t)], quiet=True)
     git("config", "core.autocrlf", "false")
     git("config", "gc.auto", "0")
