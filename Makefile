@@ -5,7 +5,7 @@ TIMEOUT ?= 3600
 FULL_FLAG := $(if $(FULL),--full,)
 PROFILE ?= debug-rust
 
-.PHONY: run test tree refresh build rootfs baseline patches unit toolchain clean help
+.PHONY: run test bench tree refresh build rootfs baseline patches unit toolchain clean help
 
 help:
 	@sed -n 's/^## //p' README.md | head -40
@@ -15,6 +15,9 @@ run:		## the main job: build, boot, perf stat/record/report in the guest
 
 test:		## every suite; last line "N passed, N failed, N skipped"
 	$(KH) test --timeout $(TIMEOUT) $(FULL_FLAG)
+
+bench:		## Rust core vs C core as ratios (QUICK=1: 3 rounds instead of 10)
+	$(KH) bench --rounds $(if $(QUICK),3,10)
 
 toolchain:	## install/check clang, rust-src, bindgen, QEMU, debootstrap
 	$(KH) toolchain

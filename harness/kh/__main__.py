@@ -9,7 +9,7 @@ import time
 import unittest
 from pathlib import Path
 
-from . import build, gates, guest, parsers, rootfs, suites, toolchain, tree as treemod
+from . import bench, build, gates, guest, parsers, rootfs, suites, toolchain, tree as treemod
 from .common import REPO, KhError, cache_dir, log
 from .suites import Report
 
@@ -185,6 +185,9 @@ def main(argv=None) -> int:
     e = sub.add_parser("patches", help="export the delta as a git format-patch series")
     e.add_argument("--out", default=str(REPO / "out" / "series"))
     sub.add_parser("unit", help="the harness's own unit tests")
+    bn = sub.add_parser("bench", help="the Rust core against the C core, as ratios")
+    bn.add_argument("--rounds", type=int, default=10)
+    bn.add_argument("--modes", default="icount,wall", help="icount and/or wall, comma-separated")
     args = p.parse_args(argv)
     try:
         if args.cmd == "toolchain":
@@ -209,6 +212,10 @@ def main(argv=None) -> int:
             ok, msg = treemod.check_export_applies(pats)
             print(msg)
             return 0 if ok else 1
+        elif args.cmd == "bench":
+            toolchain.install()
+            guest.qemu_available()
+            return bench.run(treemod.materialise(), args.rounds, args.modes.split(","))
         elif args.cmd == "unit":
             rep = host_unit_tests()
             print_report(rep, "host unit tests")

@@ -54,7 +54,7 @@ def kvm_usable(kernel: Path, rootfs: Path) -> bool:
 
 def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: int,
          live: bool = False, smp: int = 2, mem: str = "2G", extra_cmdline: str = "",
-         icount: bool = False) -> GuestResult:
+         icount: bool = False, quiet_kvm: bool = False) -> GuestResult:
     outdir.mkdir(parents=True, exist_ok=True)
     con, res = outdir / "console.log", outdir / "results.log"
     for f in (con, res):
@@ -63,7 +63,7 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
         accel = ["-accel", "kvm", "-cpu", "host"]
         name = "kvm"
     else:
-        if not icount and os.path.exists("/dev/kvm"):
+        if not icount and not quiet_kvm and os.path.exists("/dev/kvm"):
             warn("/dev/kvm exists but KVM does not run guests here (nested virtualisation?): "
                  "using TCG, which is slower")
         if icount:
@@ -77,7 +77,8 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
            "-drive", f"file={rootfs},if=virtio,format=raw,snapshot=on",
            "-drive", f"file={payload},if=virtio,format=raw,snapshot=on",
            "-serial", f"file:{con}", "-serial", f"file:{res}"]
-    log(f"booting {kernel} under {name} (timeout {timeout}s)")
+    if not quiet_kvm:
+        log(f"booting {kernel} under {name} (timeout {timeout}s)")
     t0 = time.monotonic()
     qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -109,7 +110,8 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
             raise KhError(f"QEMU failed to start: {out.strip()[-2000:]}")
     console = con.read_text(errors="replace") if con.exists() else ""
     results = res.read_text(errors="replace") if res.exists() else ""
-    log(f"guest ran {dt:.0f}s ({name}){' and TIMED OUT' if timed_out else ''}")
+    if not quiet_kvm or timed_out:
+        log(f"guest ran {dt:.0f}s ({name}){' and TIMED OUT' if timed_out else ''}")
     return GuestResult(console, results, qemu.returncode, timed_out, dt, name)
 
 

@@ -20,6 +20,8 @@ def build_workload(dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-static", "-o", dest / "kh-workload",
          GUEST / "src" / "kh-workload.c"], capture=True)
+    run(["gcc", "-O2", "-Wall", "-static", "-o", dest / "kh-bench", GUEST / "src" / "kh-bench.c"],
+        capture=True)
 
 
 def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str]:
@@ -50,6 +52,7 @@ def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch=
         shutil.rmtree(d)
     d.mkdir(parents=True)
     for f in ("lib.sh", "smoke.sh", "kunit.sh", "kselftest.sh", "perf-test.sh", "stress.sh",
+              "bench.sh",
               "perf-test-subset.tsv"):
         shutil.copy2(GUEST / f, d / f)
     build_workload(d / "bin")

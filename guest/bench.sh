@@ -1,0 +1,37 @@
+# One benchmark round (make bench): every workload once, "KH-BENCH <name> <value>" lines.
+# Values are per operation (µs/op from perf bench, ns/op from kh-bench, ms for messaging).
+B=/kh/bin/kh-bench
+N_PIPE=${KH_BENCH_PIPE:-5000}
+N_OPS=${KH_BENCH_OPS:-2000}
+
+pipe_usecs() {
+	awk '/usecs\/op/ { print $1; exit }'
+}
+total_ms() {
+	awk '/Total time:/ { print $3 * 1000; exit }'
+}
+bench_round() {
+	local v
+	# 1/2: context switches with per-task inherited events, and the floor without events.
+	v=$(perf stat -o /dev/null -e task-clock,context-switches,page-faults -- \
+		perf bench sched pipe -l "$N_PIPE" 2>&1 | pipe_usecs)
+	echo "KH-BENCH sched-pipe $v"
+	v=$(perf stat -o /dev/null -e task-clock,context-switches,page-faults -- \
+		perf bench sched pipe -T -l "$N_PIPE" 2>&1 | pipe_usecs)
+	echo "KH-BENCH sched-pipe-threaded $v"
+	v=$(perf bench sched pipe -l "$N_PIPE" 2>&1 | pipe_usecs)
+	echo "KH-BENCH floor:sched-pipe $v"
+	v=$(perf bench sched pipe -T -l "$N_PIPE" 2>&1 | pipe_usecs)
+	echo "KH-BENCH floor:sched-pipe-threaded $v"
+	# 3: fork/exit with inherited events (pipe mode: the guest has no sockets), and its floor.
+	v=$(perf stat -o /dev/null -e task-clock -- \
+		perf bench sched messaging -p -g 2 -l 20 2>&1 | total_ms)
+	echo "KH-BENCH messaging $v"
+	v=$(perf bench sched messaging -p -g 2 -l 20 2>&1 | total_ms)
+	echo "KH-BENCH floor:messaging $v"
+	# 4/5: perf_event_open + close, read, enable/disable.
+	for w in open-task open-cpu-local open-cpu-remote open-group4 read enable-disable; do
+		$B "$w" "$N_OPS"
+	done
+}
+section bench bench_round

@@ -1,0 +1,26 @@
+import unittest
+
+from kh import bench
+
+
+class Bench(unittest.TestCase):
+    def test_parse(self):
+        got = bench.parse_bench("KH-BENCH sched-pipe 37.5\nnoise\nKH-BENCH read \nKH-BENCH open-task 812.0\n")
+        self.assertEqual(got, {"sched-pipe": 37.5, "open-task": 812.0})
+
+    def test_rows_ratio_spread_and_headline(self):
+        res = {"c": {"sched-pipe": [10.0, 12.0, 11.0], "floor:sched-pipe": [5.0, 5.0, 5.0],
+                     "read": [100.0, 100.0, 100.0]},
+               "rust": {"sched-pipe": [10.0, 13.2, 11.0], "floor:sched-pipe": [5.0, 5.0, 5.0],
+                        "read": [99.0, 98.0, 97.0]}}
+        rows = {r.workload: r for r in bench.summarise(res)}
+        self.assertAlmostEqual(rows["sched-pipe"].ratio(), 1.0)
+        self.assertAlmostEqual(max(rows["sched-pipe"].ratios()), 1.1)
+        self.assertAlmostEqual(rows["read"].ratio(), 0.98)
+        t = bench.table(list(rows.values()), "icount", 3)
+        self.assertIn("sched-pipe", t)
+        self.assertIn("6.00", t)   # overhead over the floor: 11 - 5
+        h = bench.headline(list(rows.values()), 3, "icount")
+        self.assertEqual(h, "bench: worst Rust/C 1.000 (sched-pipe), best 0.980 (read), "
+                            "2 workloads, 3 rounds (icount)")
+        self.assertIn("<svg", bench.svg_plot(list(rows.values()), "t"))
