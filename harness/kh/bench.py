@@ -91,7 +91,7 @@ def svg_plot(rows: list[Row], title: str) -> str:
     hi = max([1.1] + [max(r.ratios()) for r in rows])
 
     def x(v: float) -> float:
-        return left + (v - lo) / (hi - lo) * (w - left - 30)
+        return left + (v - lo) / (hi - lo) * (w - left - 80)
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            'font-family="sans-serif" font-size="12">',
