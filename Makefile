@@ -25,8 +25,8 @@ toolchain:	## install/check clang, rust-src, bindgen, QEMU, debootstrap
 tree:		## materialise upstream + our delta in the cache work tree
 	$(KH) tree
 
-refresh:	## copy commits made in the work tree back into linux/ and patches/
-	$(KH) refresh
+refresh:	## copy commits of the work tree (REV=, default HEAD) back into linux/ and patches/
+	$(KH) refresh --rev $(or $(REV),HEAD)
 
 build:		## build one kernel profile (PROFILE=debug-rust|debug-c|bench-rust|bench-c)
 	$(KH) build --profile $(PROFILE)
