@@ -27,7 +27,7 @@ class GuestResult:
     accel: str
 
 
-def kvm_usable(kernel: Path, rootfs: Path) -> bool:
+def kvm_usable(kernel: Path) -> bool:
     """Whether KVM really runs a guest here: a short boot must print to the console.
     The answer is cached per host kernel (nested KVM can exist and still hang)."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -59,7 +59,7 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
     con, res = outdir / "console.log", outdir / "results.log"
     for f in (con, res):
         f.unlink(missing_ok=True)
-    if not icount and kvm_usable(kernel, rootfs):
+    if not icount and kvm_usable(kernel):
         accel = ["-accel", "kvm", "-cpu", "host"]
         name = "kvm"
     else:

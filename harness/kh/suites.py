@@ -7,8 +7,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import build, guest, parsers, rootfs
-from .common import REPO, KhError, cache_dir, log, run
+from . import build, parsers, rootfs
+from .common import REPO, KhError, cache_dir, run
 
 GUEST = REPO / "guest"
 BASELINES = REPO / "baselines"

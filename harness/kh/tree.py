@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .common import REPO, KhError, log, run
-from .upstream import GIT_ID, ensure_tree, git, tree_dir
+from .upstream import ensure_tree, git, tree_dir
 
 OVERLAY = REPO / "linux"
 PATCHES = REPO / "patches"
