@@ -15,7 +15,12 @@ RUST_CORE_SYMBOLS = [
     "get_ctx", "put_ctx", "__perf_event_init_context", "alloc_perf_context",
     # S2
     "__perf_init_event_pmu_context", "find_get_pmu_context", "get_pmu_ctx", "put_pmu_ctx",
+    # S3
+    "perf_event_ctx_lock_nested", "perf_event_ctx_lock", "perf_event_ctx_unlock", "unclone_ctx",
+    "perf_pin_task_context", "perf_unpin_context", "find_get_context",
 ]
+# Replaced functions that have no C caller left: Rust-internal (no symbol), gone from core.o.
+RUST_CORE_INTERNAL = ["perf_lock_task_context"]
 
 
 def changed_rust_files() -> list[str]:
@@ -95,3 +100,9 @@ def symbols(odir: Path, rep: Report) -> None:
         else:
             rep.fail(f"gate/symbol {s} from Rust",
                      f"rust_core.o defines it: {defined(rust, s)}, core.o: {defined(core, s)}")
+    for s in RUST_CORE_INTERNAL:
+        mentioned = re.search(rf"^\S* ?\S+ {re.escape(s)}$", core, re.M) is not None
+        if mentioned:
+            rep.fail(f"gate/symbol {s} gone from core.o", "core.o still has it")
+        else:
+            rep.ok(f"gate/symbol {s} gone from core.o")

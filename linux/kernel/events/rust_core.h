@@ -34,6 +34,25 @@ find_get_pmu_context(struct pmu *pmu, struct perf_event_context *ctx,
 void get_pmu_ctx(struct perf_event_pmu_context *epc);
 void put_pmu_ctx(struct perf_event_pmu_context *epc);
 
+/*
+ * Slice S3: finding, locking and pinning contexts,
+ * kernel/events/rust_core/{event_lock,lookup}.rs.
+ */
+struct perf_event_context *perf_event_ctx_lock_nested(struct perf_event *event,
+						      int nesting);
+struct perf_event_context *perf_event_ctx_lock(struct perf_event *event);
+void perf_event_ctx_unlock(struct perf_event *event,
+			   struct perf_event_context *ctx);
+struct perf_event_context *__must_check
+unclone_ctx(struct perf_event_context *ctx);
+struct perf_event_context *perf_pin_task_context(struct task_struct *task);
+void perf_unpin_context(struct perf_event_context *ctx);
+struct perf_event_context *find_get_context(struct task_struct *task,
+					    struct perf_event *event);
+
+/* Provided by core.c for the Rust core: the context of a CPU. */
+struct perf_event_context *perf_cpu_ctx(int cpu);
+
 #endif /* CONFIG_PERF_EVENTS_RUST_CORE */
 
 #endif /* _KERNEL_EVENTS_RUST_CORE_H */

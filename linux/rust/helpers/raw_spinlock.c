@@ -83,3 +83,16 @@ __rust_helper void rust_helper_lockdep_assert_irqs_disabled(void)
 {
 	lockdep_assert_irqs_disabled();
 }
+
+__rust_helper unsigned long rust_helper_local_irq_save(void)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	return flags;
+}
+
+__rust_helper void rust_helper_local_irq_restore(unsigned long flags)
+{
+	local_irq_restore(flags);
+}

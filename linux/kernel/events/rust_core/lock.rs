@@ -35,7 +35,10 @@ use kernel::{
     sync::{
         lock::{
             mutex::MutexBackend,
-            raw_spinlock::{RawSpinLockIrqBackend, RawSpinLockIrqSaveBackend, RawSpinLockState},
+            raw_spinlock::{
+                LocalIrqSave, RawSpinLockBackend, RawSpinLockIrqBackend, RawSpinLockIrqSaveBackend,
+                RawSpinLockState,
+            },
             Guard, Lock,
         },
         Refcount,
@@ -100,7 +103,7 @@ impl Ctx {
 
     /// `ctx->mutex`, as a Rust lock.
     #[inline]
-    fn mutex(&self) -> &Lock<(), MutexBackend> {
+    pub(crate) fn mutex(&self) -> &Lock<(), MutexBackend> {
         // SAFETY: `ctx->mutex` was initialised by `__perf_event_init_context()` and lives as long
         // as `self`.
         unsafe { Lock::from_raw(&raw mut (*self.as_raw()).mutex) }
@@ -108,7 +111,7 @@ impl Ctx {
 
     /// `ctx->lock`, as a Rust lock of the backend `B`.
     #[inline]
-    fn spinlock<B: RawSpinLockState>(&self) -> &Lock<(), B> {
+    pub(crate) fn spinlock<B: RawSpinLockState>(&self) -> &Lock<(), B> {
         // SAFETY: `ctx->lock` was initialised by `__perf_event_init_context()` and lives as long
         // as `self`.
         unsafe { Lock::from_raw(&raw mut (*self.as_raw()).lock) }
@@ -126,16 +129,32 @@ impl Ctx {
         }
     }
 
+    /// Takes `ctx->mutex` with a lockdep subclass (`mutex_lock_nested()`): a child context's
+    /// mutex inside its parent's (`SINGLE_DEPTH_NESTING`). It may sleep.
+    #[inline]
+    pub(crate) fn lock_mutex_nested(&self, subclass: u32) -> CtxMutexGuard<'_> {
+        CtxMutexGuard {
+            _guard: self.mutex().lock_nested(subclass),
+            held: MutexHeld {
+                ctx: self,
+                _not_send: NotThreadSafe,
+            },
+        }
+    }
+
     /// Takes `ctx->lock`, saving and disabling interrupts, for reading.
     #[inline]
-    #[cfg_attr(
-        not(CONFIG_KUNIT = "y"),
-        expect(
-            dead_code,
-            reason = "only the KUnit tests read without the mutex so far"
-        )
-    )]
     pub(crate) fn lock_irqsave(&self) -> LockHeld<'_, RawSpinLockIrqSaveBackend> {
+        LockHeld {
+            ctx: self,
+            _guard: self.spinlock().lock(),
+        }
+    }
+
+    /// Takes `ctx->lock` with the plain `raw_spin_lock()`, inside a section that disabled
+    /// interrupts already (`irqs`), for `perf_lock_task_context()`.
+    #[inline]
+    pub(crate) fn lock_irqs_off(&self, _irqs: &LocalIrqSave) -> LockHeld<'_, RawSpinLockBackend> {
         LockHeld {
             ctx: self,
             _guard: self.spinlock().lock(),
@@ -333,6 +352,185 @@ unsafe impl Modify for Both<'_, '_> {}
 // SAFETY: The context is unreachable by others (`Unpublished`) and its spinlock is held.
 unsafe impl Modify for UnpublishedLocked<'_> {}
 
+/// Proof that `ctx->lock` of [`Read::ctx`] is held, with interrupts off.
+///
+/// Some context fields are protected by `ctx->lock` **alone**, for reading and for writing:
+/// `context_equiv()` compares them at every context switch holding only the two contexts'
+/// spinlocks, so holding `ctx->mutex` neither excludes it nor lets anybody read them. Their
+/// accessors are the methods of this trait:
+///
+/// - `pin_count`: a pinned context is not swapped between tasks by the clone optimisation;
+/// - `parent_ctx` (a counted reference), `parent_gen`, `generation`: whether a context is a
+///   clone of its parent and still equal to it.
+///
+/// # Safety
+///
+/// Implementers must hold `ctx->lock` of [`Read::ctx`] for as long as they live.
+pub(crate) unsafe trait SpinHeld: Read {
+    /// `ctx->pin_count`.
+    #[inline]
+    fn pin_count(&self) -> i32 {
+        // SAFETY: The field is valid; `ctx->lock`, which protects it, is held.
+        unsafe { (*self.ctx().as_raw()).pin_count }
+    }
+
+    /// Pins the context to its task: `++ctx->pin_count`.
+    #[inline]
+    fn pin(&self) {
+        // SAFETY: As above; only holders of `ctx->lock` write it.
+        unsafe { (*self.ctx().as_raw()).pin_count += 1 };
+    }
+
+    /// Drops one pin: `--ctx->pin_count`. Warns on underflow.
+    #[inline]
+    fn unpin(&self) {
+        // SAFETY: As above.
+        let count = unsafe { &mut (*self.ctx().as_raw()).pin_count };
+        crate::warn_on_once!(*count <= 0);
+        *count -= 1;
+    }
+
+    /// `ctx->generation`: bumped by every change that makes a clone differ from its parent.
+    #[inline]
+    fn generation(&self) -> u64 {
+        // SAFETY: The field is valid; `ctx->lock` is held.
+        unsafe { (*self.ctx().as_raw()).generation }
+    }
+
+    /// `ctx->parent_ctx`: the context this one was cloned from, NULL if none.
+    #[inline]
+    fn parent_ctx(&self) -> *mut bindings::perf_event_context {
+        // SAFETY: The field is valid; `ctx->lock` is held.
+        unsafe { (*self.ctx().as_raw()).parent_ctx }
+    }
+
+    /// The first half of `unclone_ctx()`: makes the context stop being a clone (a new
+    /// generation, no parent) and returns the parent, whose reference the caller now owns and
+    /// must drop only after releasing `ctx->lock` (`put_ctx()` may take scheduler locks, which
+    /// `ctx->lock` nests inside). Rust code uses
+    /// [`TaskCtxLocked::unclone`](crate::lookup::TaskCtxLocked::unclone), which enforces that.
+    #[inline]
+    fn take_parent(&self) -> *mut bindings::perf_event_context {
+        let ctx = self.ctx().as_raw();
+        // SAFETY: The fields are valid; `ctx->lock` is held, which makes us their only writer.
+        unsafe {
+            let parent = (*ctx).parent_ctx;
+            (*ctx).parent_ctx = core::ptr::null_mut();
+            (*ctx).generation += 1;
+            parent
+        }
+    }
+}
+
+// SAFETY: A `LockHeld` holds the spinlock.
+unsafe impl<B: RawSpinLockState> SpinHeld for LockHeld<'_, B> {}
+
+// SAFETY: A `Both` holds the spinlock.
+unsafe impl SpinHeld for Both<'_, '_> {}
+
+// SAFETY: An `UnpublishedLocked` holds the spinlock.
+unsafe impl SpinHeld for UnpublishedLocked<'_> {}
+
+/// Proof that a C caller holds `ctx->lock`; unlike [`LockHeld`], dropping it releases nothing.
+pub(crate) struct LockAssumed<'a> {
+    ctx: &'a Ctx,
+    _not_send: NotThreadSafe,
+}
+
+impl<'a> LockAssumed<'a> {
+    /// Makes the proof for `ctx->lock` that the C caller took. Lockdep asserts it.
+    ///
+    /// # Safety
+    ///
+    /// The current context must hold `ctx->lock` for as long as the proof lives.
+    #[inline]
+    pub(crate) unsafe fn assume(ctx: &'a Ctx) -> Self {
+        ctx.spinlock::<RawSpinLockIrqSaveBackend>().assert_is_held();
+        Self {
+            ctx,
+            _not_send: NotThreadSafe,
+        }
+    }
+}
+
+impl Read for LockAssumed<'_> {
+    fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+}
+
+// SAFETY: The caller of `LockAssumed::assume` holds the spinlock while the proof lives.
+unsafe impl SpinHeld for LockAssumed<'_> {}
+
+/// An owned reference on a context (`ctx->refcount`); dropping it is `put_ctx()`.
+///
+/// `put_ctx()` must not run under `ctx->lock`: the lock guards of this crate that can hold a
+/// reference ([`crate::lookup::TaskCtxLocked`]) release the lock before their references.
+///
+/// # Invariants
+///
+/// The pointer is valid and the value owns one reference on the context.
+pub(crate) struct CtxRef(core::ptr::NonNull<bindings::perf_event_context>);
+
+// SAFETY: A reference may be dropped on any task or CPU that may call `put_ctx()`.
+unsafe impl Send for CtxRef {}
+
+impl CtxRef {
+    /// Takes over a reference that the caller owns.
+    ///
+    /// # Safety
+    ///
+    /// `ctx` must be a valid context on which the caller owns a reference, which it hands over.
+    #[inline]
+    pub(crate) unsafe fn from_raw(ctx: *mut bindings::perf_event_context) -> Self {
+        // INVARIANT: Guaranteed by the caller; a valid context is not NULL.
+        // SAFETY: As above.
+        Self(unsafe { core::ptr::NonNull::new_unchecked(ctx) })
+    }
+
+    /// Takes a reference on `ctx` unless its count already reached zero (a lookup under RCU).
+    #[inline]
+    pub(crate) fn try_get(ctx: &Ctx) -> Option<Self> {
+        // INVARIANT: The reference was just taken.
+        ctx.refcount()
+            .inc_not_zero()
+            // SAFETY: The reference was just taken on a valid context.
+            .then(|| unsafe { Self::from_raw(ctx.as_raw()) })
+    }
+
+    /// Takes one more reference on `ctx`, which must have one already (or be a per-CPU
+    /// context).
+    #[inline]
+    pub(crate) fn get(ctx: &Ctx) -> Self {
+        ctx.refcount().inc();
+        // SAFETY: The reference was just taken on a valid context.
+        unsafe { Self::from_raw(ctx.as_raw()) }
+    }
+
+    /// The context.
+    #[inline]
+    pub(crate) fn ctx(&self) -> &Ctx {
+        // SAFETY: By the type invariant the reference keeps the context alive.
+        unsafe { Ctx::from_raw(self.0.as_ptr()) }
+    }
+
+    /// Hands the reference over to C.
+    #[inline]
+    pub(crate) fn into_raw(self) -> *mut bindings::perf_event_context {
+        let ptr = self.0.as_ptr();
+        core::mem::forget(self);
+        ptr
+    }
+}
+
+impl Drop for CtxRef {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant, the reference is ours to drop.
+        unsafe { crate::ctx::put_ctx(self.0.as_ptr()) };
+    }
+}
+
 /// Releases `ctx->lock` of a modification proof. Spelled out at call sites that must free memory
 /// or drop references only after unlocking.
 pub(crate) fn unlock<P: Modify>(proof: P) {
@@ -395,6 +593,9 @@ impl Read for LastRef<'_> {
         self.lock.ctx
     }
 }
+
+// SAFETY: A `LastRef` holds the spinlock.
+unsafe impl SpinHeld for LastRef<'_> {}
 
 /// `WARN_ON_ONCE()`: warns the first time `cond` is true at this call site; returns `cond`.
 #[macro_export]

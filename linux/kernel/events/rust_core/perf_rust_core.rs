@@ -52,4 +52,6 @@
 
 mod ctx;
 mod epc;
+mod event_lock;
 mod lock;
+mod lookup;

@@ -145,6 +145,76 @@ pub fn lockdep_assert_irqs_disabled() {
     unsafe { bindings::lockdep_assert_irqs_disabled() }
 }
 
+/// Local interrupts disabled on this CPU, with the state to restore. C: `local_irq_save()`;
+/// dropping it is `local_irq_restore()`.
+///
+/// For sections that must have interrupts off before a lock is taken, e.g. an RCU read-side
+/// section that ends while a lock nested inside the scheduler's locks is held (see
+/// `rcu_read_unlock_special()`): the lock is then taken with [`RawSpinLock`], and the guard is
+/// dropped before this value, which together are `raw_spin_unlock_irqrestore()`.
+///
+/// # Invariants
+///
+/// Interrupts are disabled on this CPU since `flags` were saved, and the value stays on that CPU.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::sync::{lock::raw_spinlock::{irqs_disabled, LocalIrqSave}, RawSpinLock};
+///
+/// let lock = KBox::pin_init(
+///     RawSpinLock::new(1u32, c"under_irqsave", kernel::static_lock_class!()),
+///     GFP_KERNEL,
+/// )?;
+/// assert!(!irqs_disabled());
+/// {
+///     let irqs = LocalIrqSave::new();
+///     assert!(irqs_disabled());
+///     let guard = lock.lock();
+///     assert_eq!(*guard, 1);
+///     // Nested saves restore what they found.
+///     drop(LocalIrqSave::new());
+///     assert!(irqs_disabled());
+///     drop(guard);
+///     drop(irqs);
+/// }
+/// assert!(!irqs_disabled());
+/// # Ok::<(), Error>(())
+/// ```
+pub struct LocalIrqSave {
+    flags: c_ulong,
+    _not_send: crate::types::NotThreadSafe,
+}
+
+impl LocalIrqSave {
+    /// Saves the interrupt state and disables interrupts.
+    #[inline]
+    pub fn new() -> Self {
+        // SAFETY: No requirements.
+        let flags = unsafe { bindings::local_irq_save() };
+        // INVARIANT: Interrupts were just disabled, and `NotThreadSafe` keeps the value here.
+        Self {
+            flags,
+            _not_send: crate::types::NotThreadSafe,
+        }
+    }
+}
+
+impl Default for LocalIrqSave {
+    #[inline]
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for LocalIrqSave {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant, `flags` were saved on this CPU by `local_irq_save()`.
+        unsafe { bindings::local_irq_restore(self.flags) };
+    }
+}
+
 impl<T: ?Sized, B: RawSpinLockState> Lock<T, B> {
     /// Returns the C `raw_spinlock_t`.
     #[inline]
