@@ -49,6 +49,12 @@
 //! Reference counting needs no lock, but `put_ctx()` must not be called with `ctx->lock` held (it
 //! may free a parent and drop a task reference), and nothing is allocated or freed under
 //! `ctx->lock`.
+//!
+//! `pin_count`, `parent_ctx`, `parent_gen` and `generation` are protected by `ctx->lock` alone
+//! (`context_equiv()` reads them at context switch under the spinlocks only): their accessors
+//! take a [`lock::SpinHeld`] proof. Finding a task's context ([`lookup`]) and an event's
+//! ([`event_lock`]) are RCU lookups with retry loops, because the clone optimisation swaps task
+//! contexts and `move_group` moves events while nothing but RCU keeps the old context alive.
 
 mod ctx;
 mod epc;

@@ -54,6 +54,7 @@ static long tracepoint_id(const char *name)
 
 struct shared {
 	volatile int stop;
+	pid_t tid;		/* the thread whose context holds the group */
 	int leader;
 	long tp_id;
 };
@@ -84,7 +85,8 @@ static void *add_siblings(void *arg)
 				attr.type = PERF_TYPE_SOFTWARE;
 				attr.config = PERF_COUNT_SW_CPU_CLOCK;
 			}
-			fds[i] = perf_open(&attr, 0, -1, a->s->leader);
+			/* Into the leader's task context, from another thread. */
+			fds[i] = perf_open(&attr, a->s->tid, -1, a->s->leader);
 			if (fds[i] < 0 && !a->error)
 				a->error = errno;
 		}
@@ -128,7 +130,8 @@ TEST(siblings_from_threads)
 	attr.type = PERF_TYPE_SOFTWARE;
 	attr.config = PERF_COUNT_SW_TASK_CLOCK;
 	attr.read_format = PERF_FORMAT_GROUP;
-	s.leader = perf_open(&attr, 0, -1, -1);
+	s.tid = syscall(SYS_gettid);
+	s.leader = perf_open(&attr, s.tid, -1, -1);
 	ASSERT_LE(0, s.leader) TH_LOG("leader: %s", strerror(errno));
 
 	for (i = 0; i < NR_ADDERS; i++) {
