@@ -193,6 +193,7 @@ pub(crate) unsafe extern "C" fn alloc_perf_context(
 #[kunit_tests(perf_rust_core_ctx)]
 mod tests {
     use super::*;
+    use crate::testing::alloc;
     use kernel::sync::atomic::{Atomic, Relaxed};
 
     /// Contexts released through [`counting_free`].
@@ -220,16 +221,6 @@ mod tests {
         unsafe { &*(&raw mut (*task).usage).cast::<Refcount>() }
             .as_atomic()
             .load(Relaxed)
-    }
-
-    fn alloc(task: *mut bindings::task_struct) -> Result<*mut bindings::perf_event_context> {
-        // SAFETY: `task` is NULL or the current task.
-        let ctx = unsafe { alloc_perf_context(task) };
-        if ctx.is_null() {
-            Err(ENOMEM)
-        } else {
-            Ok(ctx)
-        }
     }
 
     #[test]

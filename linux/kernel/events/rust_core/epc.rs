@@ -659,11 +659,7 @@ mod tests {
             unsafe { put_pmu_ctx_with(epc, COUNTING) };
         }
         race.done.store(true, kernel::sync::atomic::Release);
-        // SAFETY: Plain kthread API; wait to be stopped.
-        while !unsafe { bindings::kthread_should_stop() } {
-            // SAFETY: Sleeping in a kthread is fine.
-            unsafe { bindings::schedule_timeout_interruptible(1) };
-        }
+        crate::testing::wait_to_be_stopped();
         0
     }
 

@@ -164,21 +164,20 @@ pub(crate) unsafe extern "C" fn perf_event_ctx_unlock(
 #[kunit_tests(perf_rust_core_event_lock)]
 mod tests {
     use super::*;
-    use crate::{ctx::alloc_perf_context, lock::Read};
+    use crate::{
+        lock::Read,
+        testing::{alloc, wait_to_be_stopped, wait_until},
+    };
+
+    /// A context without a task, owned by the test.
+    fn new_ctx() -> Result<CtxRef> {
+        // SAFETY: `alloc` returned a context with one reference, ours.
+        Ok(unsafe { CtxRef::from_raw(alloc(core::ptr::null_mut())?) })
+    }
     use kernel::{
         alloc::flags,
         sync::atomic::{Acquire, Atomic, Release},
     };
-
-    fn alloc() -> Result<CtxRef> {
-        // SAFETY: No task.
-        let ctx = unsafe { alloc_perf_context(core::ptr::null_mut()) };
-        if ctx.is_null() {
-            return Err(ENOMEM);
-        }
-        // SAFETY: The allocation's reference, ours.
-        Ok(unsafe { CtxRef::from_raw(ctx) })
-    }
 
     /// A zeroed `struct perf_event` pointing to `ctx`: all `perf_event_ctx_lock()` reads.
     fn fake_event(ctx: &CtxRef) -> Result<KBox<bindings::perf_event>> {
@@ -191,7 +190,7 @@ mod tests {
 
     #[test]
     fn lock_hands_the_mutex_and_a_reference_to_c_and_back() -> Result {
-        let a = alloc()?;
+        let a = new_ctx()?;
         let mut event = fake_event(&a)?;
         // SAFETY: The event is valid and outlives the lock.
         let ctx = unsafe { perf_event_ctx_lock(&mut *event) };
@@ -228,24 +227,8 @@ mod tests {
         l.held_mutex.store(held.ctx().mutex_is_locked(), Release);
         drop(locked);
         l.done.store(true, Release);
-        // SAFETY: Plain kthread API; wait to be stopped.
-        while !unsafe { bindings::kthread_should_stop() } {
-            // SAFETY: Sleeping in a kthread is fine.
-            unsafe { bindings::schedule_timeout_interruptible(1) };
-        }
+        wait_to_be_stopped();
         0
-    }
-
-    /// Sleeps until `cond` holds; fails after about 10 s.
-    fn wait_until(mut cond: impl FnMut() -> bool) -> Result {
-        for _ in 0..10_000 {
-            if cond() {
-                return Ok(());
-            }
-            // SAFETY: KUnit tests run in a sleepable thread.
-            unsafe { bindings::msleep(1) };
-        }
-        Err(ETIMEDOUT)
     }
 
     #[test]
@@ -253,7 +236,7 @@ mod tests {
         // move_group: sys_perf_event_open() moves a group to another context while holding both
         // mutexes. A locker that found the old context and waits for its mutex must drop it and
         // lock the new one.
-        let (old, new) = (alloc()?, alloc()?);
+        let (old, new) = (new_ctx()?, new_ctx()?);
         let mut event = fake_event(&old)?;
         let l = Locker {
             event: &mut *event,

@@ -312,7 +312,10 @@ unsafe fn find_get(
 #[kunit_tests(perf_rust_core_lookup)]
 mod tests {
     use super::*;
-    use crate::ctx::put_ctx;
+    use crate::{
+        ctx::put_ctx,
+        testing::{alloc, wait_to_be_stopped, wait_until},
+    };
     use kernel::{
         alloc::flags,
         sync::atomic::{Acquire, Atomic, Release},
@@ -383,16 +386,6 @@ mod tests {
         unsafe { Ctx::from_raw(ctx) }.lock_irqsave().pin_count()
     }
 
-    fn alloc(task: *mut bindings::task_struct) -> Result<*mut bindings::perf_event_context> {
-        // SAFETY: `task` is NULL or a task the test keeps alive.
-        let ctx = unsafe { alloc_perf_context(task) };
-        if ctx.is_null() {
-            Err(ENOMEM)
-        } else {
-            Ok(ctx)
-        }
-    }
-
     fn find(
         task: *mut bindings::task_struct,
         event: &mut bindings::perf_event,
@@ -409,18 +402,6 @@ mod tests {
             perf_unpin_context(ctx);
             put_ctx(ctx);
         }
-    }
-
-    /// Sleeps until `cond` holds; fails after about 10 s.
-    fn wait_until(mut cond: impl FnMut() -> bool) -> Result {
-        for _ in 0..10_000 {
-            if cond() {
-                return Ok(());
-            }
-            // SAFETY: KUnit tests run in a sleepable thread.
-            unsafe { bindings::msleep(1) };
-        }
-        Err(ETIMEDOUT)
     }
 
     #[test]
@@ -549,11 +530,7 @@ mod tests {
         let ctx = unsafe { find_get_context(f.task, f.event) };
         f.result.store(ctx, Release);
         f.done.store(true, Release);
-        // SAFETY: Plain kthread API; wait to be stopped.
-        while !unsafe { bindings::kthread_should_stop() } {
-            // SAFETY: Sleeping in a kthread is fine.
-            unsafe { bindings::schedule_timeout_interruptible(1) };
-        }
+        wait_to_be_stopped();
         0
     }
 

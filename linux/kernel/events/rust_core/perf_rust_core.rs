@@ -61,3 +61,5 @@ mod epc;
 mod event_lock;
 mod lock;
 mod lookup;
+#[cfg(CONFIG_KUNIT = "y")]
+mod testing;
