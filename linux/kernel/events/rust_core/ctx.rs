@@ -10,7 +10,7 @@
 //! references itself. The memory comes from the kmalloc allocator ([`KBox`]) zeroed, as C's
 //! `kzalloc_obj()`, and goes back to it in [`free_ctx`] after a grace period.
 
-use crate::lock::{Ctx, TASK_TOMBSTONE};
+use crate::lock::{Ctx, CtxRef, TASK_TOMBSTONE};
 use kernel::{
     alloc::flags,
     bindings,
@@ -158,21 +158,15 @@ pub(crate) unsafe extern "C" fn __perf_event_init_context(ctx: *mut bindings::pe
     }
 }
 
-/// Allocates and initialises a context, owning a reference on `task` if it is not NULL.
-/// Returns NULL if the allocation fails. C: `alloc_perf_context()`.
+/// Allocates and initialises a context, owning a reference on `task` if it is not NULL; the
+/// caller owns the context's one reference.
 ///
 /// # Safety
 ///
 /// `task` must be NULL or point to a task on which the caller holds a reference.
-#[export]
-pub(crate) unsafe extern "C" fn alloc_perf_context(
-    task: *mut bindings::task_struct,
-) -> *mut bindings::perf_event_context {
-    let Ok(ctx) =
-        KBox::<bindings::perf_event_context>::new_uninit(flags::GFP_KERNEL | flags::__GFP_ZERO)
-    else {
-        return core::ptr::null_mut();
-    };
+pub(crate) unsafe fn alloc_ctx(task: *mut bindings::task_struct) -> Result<CtxRef> {
+    let ctx =
+        KBox::<bindings::perf_event_context>::new_uninit(flags::GFP_KERNEL | flags::__GFP_ZERO)?;
     // The fields are initialised below and by C through the pointer, so the box is leaked now;
     // its only release is `free_ctx`.
     let ctx = KBox::into_raw(ctx).cast::<bindings::perf_event_context>();
@@ -187,7 +181,22 @@ pub(crate) unsafe extern "C" fn alloc_perf_context(
             (*ctx).task = task;
         }
     }
-    ctx
+    // SAFETY: `__perf_event_init_context()` set the count to one: this reference.
+    Ok(unsafe { CtxRef::from_raw(ctx) })
+}
+
+/// Allocates and initialises a context, owning a reference on `task` if it is not NULL.
+/// Returns NULL if the allocation fails. C: `alloc_perf_context()`.
+///
+/// # Safety
+///
+/// `task` must be NULL or point to a task on which the caller holds a reference.
+#[export]
+pub(crate) unsafe extern "C" fn alloc_perf_context(
+    task: *mut bindings::task_struct,
+) -> *mut bindings::perf_event_context {
+    // SAFETY: Forwarded from the caller.
+    unsafe { alloc_ctx(task) }.map_or(core::ptr::null_mut(), CtxRef::into_raw)
 }
 
 #[kunit_tests(perf_rust_core_ctx)]

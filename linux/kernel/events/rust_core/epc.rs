@@ -680,20 +680,9 @@ mod tests {
         };
         let races = [race(churn), race(churn), race(held)];
         let mut threads = KVec::new();
-        for (i, race) in races.iter().enumerate() {
-            // SAFETY: `racer` matches the kthread signature; `race` outlives the thread.
-            let t = unsafe {
-                bindings::kthread_create_on_node(
-                    Some(racer),
-                    core::ptr::from_ref(race).cast_mut().cast(),
-                    bindings::NUMA_NO_NODE,
-                    c"perf-epc-race/%d".as_char_ptr(),
-                    i as c_int,
-                )
-            };
-            let t = kernel::error::from_err_ptr(t)?;
-            // SAFETY: A new kthread.
-            unsafe { bindings::wake_up_process(t) };
+        for race in &races {
+            // SAFETY: `racer` takes a `Race`; `race` outlives the thread (stopped below).
+            let t = unsafe { crate::testing::kthread_run(racer, race, c"perf-epc-race") }?;
             threads.push(t, GFP_KERNEL)?;
         }
         // Let every racer finish its rounds (kthread_stop() on a thread that has not started

@@ -88,9 +88,10 @@ impl EventCtxLocked {
     /// Hands the mutex and the reference over to a C caller, which releases both with
     /// `perf_event_ctx_unlock()`.
     pub(crate) fn into_c(self) -> *mut bindings::perf_event_context {
-        let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never used or dropped again; the reference moves to the C caller.
-        unsafe { core::ptr::read(&this.this) }.into_raw()
+        let ctx = self.this.ctx().as_raw();
+        // Neither `Drop` runs: the mutex stays locked and the reference moves to the C caller.
+        core::mem::forget(self);
+        ctx
     }
 
     /// Takes back what [`EventCtxLocked::into_c`] handed to C.
@@ -165,14 +166,15 @@ pub(crate) unsafe extern "C" fn perf_event_ctx_unlock(
 mod tests {
     use super::*;
     use crate::{
+        ctx::alloc_ctx,
         lock::Read,
-        testing::{alloc, wait_to_be_stopped, wait_until},
+        testing::{kthread_run, wait_to_be_stopped, wait_until},
     };
 
     /// A context without a task, owned by the test.
     fn new_ctx() -> Result<CtxRef> {
-        // SAFETY: `alloc` returned a context with one reference, ours.
-        Ok(unsafe { CtxRef::from_raw(alloc(core::ptr::null_mut())?) })
+        // SAFETY: No task.
+        unsafe { alloc_ctx(core::ptr::null_mut()) }
     }
     use kernel::{
         alloc::flags,
@@ -245,17 +247,8 @@ mod tests {
             done: Atomic::new(false),
         };
         let guard = old.ctx().lock_mutex();
-        // SAFETY: `locker` matches the kthread signature; `l` outlives the thread.
-        let t = kernel::error::from_err_ptr(unsafe {
-            bindings::kthread_create_on_node(
-                Some(locker),
-                core::ptr::from_ref(&l).cast_mut().cast(),
-                bindings::NUMA_NO_NODE,
-                c"perf-s3-locker".as_char_ptr(),
-            )
-        })?;
-        // SAFETY: A new kthread.
-        unsafe { bindings::wake_up_process(t) };
+        // SAFETY: `locker` takes a `Locker`; `l` outlives the thread (stopped below).
+        let t = unsafe { kthread_run(locker, &l, c"perf-s3-locker") }?;
         let old_raw = old.ctx().as_raw();
         // The locker holds a reference on the old context and waits for its mutex.
         let waiting = wait_until(|| {

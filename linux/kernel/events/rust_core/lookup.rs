@@ -26,7 +26,7 @@
 //! parent's reference while the lock is held.
 
 use crate::{
-    ctx::alloc_perf_context,
+    ctx::alloc_ctx,
     lock::{Ctx, CtxRef, LockAssumed, LockHeld, SpinHeld, TASK_TOMBSTONE},
     warn_on_once,
 };
@@ -98,8 +98,12 @@ impl core::ops::Deref for TaskCtxLocked {
 }
 
 /// `task->perf_event_ctxp`.
-fn ctxp(task: *mut bindings::task_struct) -> *mut *mut bindings::perf_event_context {
-    // SAFETY: Only the address of the field is computed.
+///
+/// # Safety
+///
+/// `task` must point to a valid task.
+unsafe fn ctxp(task: *mut bindings::task_struct) -> *mut *mut bindings::perf_event_context {
+    // SAFETY: The caller guarantees that `task` is valid; only the field's address is computed.
     unsafe { &raw mut (*task).perf_event_ctxp }
 }
 
@@ -293,12 +297,7 @@ unsafe fn find_get(
             return Ok(locked.unlock());
         }
         // SAFETY: The caller holds a reference on `task`.
-        let new = unsafe { alloc_perf_context(task) };
-        if new.is_null() {
-            return Err(ENOMEM);
-        }
-        // SAFETY: `alloc_perf_context()` returned a context with one reference, ours.
-        let new = unsafe { CtxRef::from_raw(new) };
+        let new = unsafe { alloc_ctx(task) }?;
         // SAFETY: Forwarded from the caller.
         match unsafe { publish(task, &new) } {
             Ok(()) => return Ok(new),
@@ -314,7 +313,7 @@ mod tests {
     use super::*;
     use crate::{
         ctx::put_ctx,
-        testing::{alloc, wait_to_be_stopped, wait_until},
+        testing::{alloc, kthread_create, kthread_run, wait_to_be_stopped, wait_until},
     };
     use kernel::{
         alloc::flags,
@@ -336,16 +335,10 @@ mod tests {
 
     impl IdleTask {
         fn new() -> Result<Self> {
-            // SAFETY: `never_runs` matches the kthread signature and uses no data.
-            let t = unsafe {
-                bindings::kthread_create_on_node(
-                    Some(never_runs),
-                    core::ptr::null_mut(),
-                    bindings::NUMA_NO_NODE,
-                    c"perf-s3-idle".as_char_ptr(),
-                )
-            };
-            Ok(Self(kernel::error::from_err_ptr(t)?))
+            // SAFETY: `never_runs` uses no data (and never runs).
+            let t =
+                unsafe { kthread_create(never_runs, core::ptr::null::<()>(), c"perf-s3-idle") }?;
+            Ok(Self(t))
         }
 
         fn ctxp(&self) -> *mut bindings::perf_event_context {
@@ -553,17 +546,8 @@ mod tests {
         // SAFETY: The task is alive.
         let mutex = unsafe { task_mutex(task.0) };
         let guard = mutex.lock();
-        // SAFETY: `finder` matches the kthread signature; `f` outlives the thread.
-        let t = kernel::error::from_err_ptr(unsafe {
-            bindings::kthread_create_on_node(
-                Some(finder),
-                core::ptr::from_ref(&f).cast_mut().cast(),
-                bindings::NUMA_NO_NODE,
-                c"perf-s3-finder".as_char_ptr(),
-            )
-        })?;
-        // SAFETY: A new kthread.
-        unsafe { bindings::wake_up_process(t) };
+        // SAFETY: `finder` takes a `Finder`; `f` outlives the thread (stopped below).
+        let t = unsafe { kthread_run(finder, &f, c"perf-s3-finder") }?;
         // The finder skips the tombstone, allocates, and waits for the task's mutex to publish.
         let waiting = wait_until(|| {
             // SAFETY: The task and its mutex are valid; `first_waiter` is read once, racily, for

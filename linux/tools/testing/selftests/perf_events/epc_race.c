@@ -15,7 +15,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
+#include "tracepoint_id.h"
 
 #define RUN_SECONDS	4
 #define NR_THREADS	4
@@ -42,23 +42,6 @@ static void sw_attr(struct perf_event_attr *attr, __u64 config)
 	attr->type = PERF_TYPE_SOFTWARE;
 	attr->config = config;
 	attr->exclude_kernel = 1;
-}
-
-/* The id of a tracepoint, or -1 if tracefs is not there. */
-static long tracepoint_id(const char *name)
-{
-	char path[256], buf[32];
-	long id = -1;
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s/id", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) > 0)
-		id = strtol(buf, NULL, 10);
-	close(fd);
-	return id;
 }
 
 struct racer {

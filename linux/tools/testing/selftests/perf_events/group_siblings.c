@@ -14,7 +14,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
+#include "tracepoint_id.h"
 
 #define RUN_SECONDS	4
 #define NR_ADDERS	3
@@ -34,22 +34,6 @@
 static long perf_open(struct perf_event_attr *attr, pid_t pid, int cpu, int group)
 {
 	return syscall(__NR_perf_event_open, attr, pid, cpu, group, PERF_FLAG_FD_CLOEXEC);
-}
-
-static long tracepoint_id(const char *name)
-{
-	char path[256], buf[32];
-	long id = -1;
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s/id", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) > 0)
-		id = strtol(buf, NULL, 10);
-	close(fd);
-	return id;
 }
 
 struct shared {
