@@ -13,15 +13,18 @@ total_ms() {
 bench_round() {
 	local v
 	# 1/2: context switches with per-task inherited events, and the floor without events.
-	v=$(perf stat -o /dev/null -e task-clock,context-switches,page-faults -- \
+	# Both ends of the pipe share CPU 1, so every round trip is two context switches on
+	# one CPU (with two CPUs, where the scheduler puts the ends varies from run to run
+	# and the spread swamps the difference, even under icount).
+	v=$(taskset -c 1 perf stat -o /dev/null -e task-clock,context-switches,page-faults -- \
 		perf bench sched pipe -l "$N_PIPE" 2>&1 | pipe_usecs)
 	echo "KH-BENCH sched-pipe $v"
-	v=$(perf stat -o /dev/null -e task-clock,context-switches,page-faults -- \
+	v=$(taskset -c 1 perf stat -o /dev/null -e task-clock,context-switches,page-faults -- \
 		perf bench sched pipe -T -l "$N_PIPE" 2>&1 | pipe_usecs)
 	echo "KH-BENCH sched-pipe-threaded $v"
-	v=$(perf bench sched pipe -l "$N_PIPE" 2>&1 | pipe_usecs)
+	v=$(taskset -c 1 perf bench sched pipe -l "$N_PIPE" 2>&1 | pipe_usecs)
 	echo "KH-BENCH floor:sched-pipe $v"
-	v=$(perf bench sched pipe -T -l "$N_PIPE" 2>&1 | pipe_usecs)
+	v=$(taskset -c 1 perf bench sched pipe -T -l "$N_PIPE" 2>&1 | pipe_usecs)
 	echo "KH-BENCH floor:sched-pipe-threaded $v"
 	# 3: fork/exit with inherited events (pipe mode: the guest has no sockets), and its floor.
 	v=$(perf stat -o /dev/null -e task-clock -- \

@@ -196,7 +196,7 @@ def main(argv=None) -> int:
         elif args.cmd == "refresh":
             treemod.refresh(args.rev)
         elif args.cmd == "build":
-            toolchain.install()
+            toolchain.install(bench=args.profile.startswith("bench"))
             build.build(treemod.materialise(), ARCH, args.profile)
         elif args.cmd == "rootfs":
             print(rootfs.ensure_image())
@@ -212,7 +212,7 @@ def main(argv=None) -> int:
             print(msg)
             return 0 if ok else 1
         elif args.cmd == "bench":
-            toolchain.install()
+            toolchain.install(bench=True)
             guest.qemu_available()
             return bench.run(treemod.materialise(), args.rounds, args.modes.split(","))
         elif args.cmd == "unit":

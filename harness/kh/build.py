@@ -30,8 +30,24 @@ def build_dir(arch: str, profile: str) -> Path:
     return cache_dir() / "build" / f"{arch}-{profile}"
 
 
+def llvm_suffix(profile: str) -> str:
+    """LLVM=… of a profile: bench kernels use the LLVM of rustc's major version (see
+    versions.toml), the others bookworm's."""
+    kind = profile.partition("-")[0]
+    tc = versions()["toolchain"]
+    return tc["bench_llvm"] if kind == "bench" else tc["llvm"]
+
+
+def profile_of(odir: Path) -> str:
+    """The profile of a build directory named <arch>-<profile> (see build_dir)."""
+    for arch in ("x86_64", "arm64"):
+        if odir.name.startswith(arch + "-"):
+            return odir.name[len(arch) + 1:]
+    raise KhError(f"{odir} is not a build directory of the harness")
+
+
 def make_args(arch: str, odir: Path) -> list[str]:
-    llvm = versions()["toolchain"]["llvm"]
+    llvm = llvm_suffix(profile_of(odir))
     args = ["make", f"LLVM={llvm}", f"O={odir}", f"-j{os.cpu_count() or 2}"]
     if shutil.which("ccache"):
         args.append(f"CC=ccache clang{llvm}")
@@ -40,9 +56,12 @@ def make_args(arch: str, odir: Path) -> list[str]:
     return args
 
 
-def make_env() -> dict:
+def make_env(odir: Path) -> dict:
+    # bindgen loads libclang at run time and would pick the newest installed one: pin it
+    # to the LLVM the profile builds with.
+    libclang = f"/usr/lib/llvm{llvm_suffix(profile_of(odir))}/lib"
     return {"CCACHE_DIR": str(cache_dir() / "ccache"), "KBUILD_BUILD_TIMESTAMP": "kh",
-            "KBUILD_BUILD_USER": "kh", "KBUILD_BUILD_HOST": "kh"}
+            "KBUILD_BUILD_USER": "kh", "KBUILD_BUILD_HOST": "kh", "LIBCLANG_PATH": libclang}
 
 
 def parse_fragment(path: Path) -> dict[str, str]:
@@ -81,7 +100,7 @@ def configure(tree: Path, arch: str, profile: str) -> Path:
     if stamp.ok(key) and (odir / ".config").exists():
         return odir
     ensure_path()
-    env = make_env()
+    env = make_env(odir)
     base = [a for a in make_args(arch, odir) if not a.startswith("-j")]
     tmp = odir / ".config.kh-new"
     # Generate into a scratch file so that an unchanged result leaves .config's mtime alone.
@@ -109,7 +128,7 @@ def configure(tree: Path, arch: str, profile: str) -> Path:
 def rust_available(tree: Path, arch: str, odir: Path) -> None:
     """`make rustavailable`: the toolchain must satisfy the kernel before we build."""
     base = [a for a in make_args(arch, odir) if not a.startswith("-j")]
-    r = run([*base, "-C", tree, "rustavailable"], env=make_env(), capture=True, check=False,
+    r = run([*base, "-C", tree, "rustavailable"], env=make_env(odir), capture=True, check=False,
             quiet=True)
     if r.returncode != 0:
         raise KhError("make rustavailable failed: the Rust toolchain does not suit this kernel "
@@ -124,7 +143,7 @@ def build(tree: Path, arch: str, profile: str, targets=None, extra=()) -> Path:
     t0 = time.monotonic()
     logf = odir / "kh-build.log"
     with open(logf, "w") as f:
-        r = run([*make_args(arch, odir), "-C", tree, *extra, *targets], env=make_env(),
+        r = run([*make_args(arch, odir), "-C", tree, *extra, *targets], env=make_env(odir),
                 stdout=f, stderr=f, check=False)
     dt = time.monotonic() - t0
     if r.returncode != 0:
@@ -141,5 +160,5 @@ def kernel_image(arch: str, profile: str) -> Path:
 
 def headers(tree: Path, arch: str, profile: str) -> Path:
     odir = build_dir(arch, profile)
-    run([*make_args(arch, odir), "-C", tree, "headers"], env=make_env(), capture=True)
+    run([*make_args(arch, odir), "-C", tree, "headers"], env=make_env(odir), capture=True)
     return odir / "usr" / "include"

@@ -29,8 +29,8 @@ def changed_rust_files() -> list[str]:
 
 
 def rustfmt(tree: Path, odir: Path, rep: Report) -> None:
-    r = run([*build.make_args("x86_64", odir), "-C", tree, "rustfmtcheck"], env=build.make_env(),
-            capture=True, check=False)
+    r = run([*build.make_args("x86_64", odir), "-C", tree, "rustfmtcheck"],
+            env=build.make_env(odir), capture=True, check=False)
     if r.returncode == 0:
         rep.ok("gate/rustfmtcheck")
     else:
@@ -41,7 +41,8 @@ def clippy(tree: Path, odir: Path, rep: Report) -> None:
     """Builds the Rust core with CLIPPY=1; any clippy/rustc warning in a file of ours fails."""
     ours = changed_rust_files()
     r = run([*build.make_args("x86_64", odir), "-C", tree, "CLIPPY=1",
-             "kernel/events/rust_core/perf_rust_core.o"], env=build.make_env(), capture=True, check=False)
+             "kernel/events/rust_core/perf_rust_core.o"], env=build.make_env(odir), capture=True,
+            check=False)
     text = r.stdout + r.stderr
     if r.returncode != 0:
         rep.fail("gate/clippy", "CLIPPY=1 build failed:\n" + text[-3000:])

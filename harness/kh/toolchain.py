@@ -31,10 +31,11 @@ def ensure_path() -> None:
         os.environ["PATH"] = cb + ":" + os.environ.get("PATH", "")
 
 
-def install() -> None:
+def install(bench: bool = False) -> None:
+    """The tests' toolchain; with bench=True also the bench profiles' LLVM."""
     v = versions()["toolchain"]
     ensure_path()
-    missing = _missing_debs(v["apt"])
+    missing = _missing_debs(v["apt"] + (v["bench_apt"] if bench else []))
     if missing:
         if os.geteuid() != 0:
             raise KhError("missing Debian packages (run as root or install them): "
@@ -63,7 +64,8 @@ def install() -> None:
     if have != want:
         log(f"installing bindgen-cli {want} from crates.io (have: {have or 'none'})")
         run(["cargo", "install", "--locked", "bindgen-cli", "--version", want])
-    for tool in (f"clang{v['llvm']}", f"ld.lld{v['llvm']}", "qemu-system-x86_64",
-                 "debootstrap", "mkfs.ext4"):
+    llvms = [v["llvm"]] + ([v["bench_llvm"]] if bench else [])
+    for tool in ([f"{t}{s}" for s in llvms for t in ("clang", "ld.lld", "llvm-link")]
+                 + ["qemu-system-x86_64", "debootstrap", "mkfs.ext4"]):
         if not shutil.which(tool):
             raise KhError(f"{tool} not found after installing the toolchain")

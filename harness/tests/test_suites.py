@@ -96,6 +96,21 @@ class Config(unittest.TestCase):
         with self.assertRaises(KhError):
             build.fragments("x86_64", "fast-rust")
 
+    def test_llvm_per_profile(self):
+        """Both bench kernels build with one LLVM (rustc's major), the tests with another;
+        LIBCLANG_PATH (bindgen) follows the profile's LLVM."""
+        tc = build.versions()["toolchain"]
+        for core in ("rust", "c"):
+            odir = build.build_dir("x86_64", f"bench-{core}")
+            self.assertEqual(build.profile_of(odir), f"bench-{core}")
+            self.assertIn(f"LLVM={tc['bench_llvm']}", build.make_args("x86_64", odir))
+            self.assertEqual(build.make_env(odir)["LIBCLANG_PATH"],
+                             f"/usr/lib/llvm{tc['bench_llvm']}/lib")
+            odir = build.build_dir("x86_64", f"debug-{core}")
+            self.assertIn(f"LLVM={tc['llvm']}", build.make_args("x86_64", odir))
+        with self.assertRaises(KhError):
+            build.profile_of(Path("/tmp/somewhere"))
+
 
 class Versions(unittest.TestCase):
     def test_pinned_available(self):
