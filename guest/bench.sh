@@ -26,11 +26,12 @@ bench_round() {
 	echo "KH-BENCH floor:sched-pipe $v"
 	v=$(taskset -c 1 perf bench sched pipe -T -l "$N_PIPE" 2>&1 | pipe_usecs)
 	echo "KH-BENCH floor:sched-pipe-threaded $v"
-	# 3: fork/exit with inherited events (pipe mode: the guest has no sockets), and its floor.
-	v=$(perf stat -o /dev/null -e task-clock -- \
+	# 3: fork/exit with inherited events (pipe mode: the guest has no sockets), and its
+	# floor; on CPU 1 too, for the same reason.
+	v=$(taskset -c 1 perf stat -o /dev/null -e task-clock -- \
 		perf bench sched messaging -p -g 2 -l 20 2>&1 | total_ms)
 	echo "KH-BENCH messaging $v"
-	v=$(perf bench sched messaging -p -g 2 -l 20 2>&1 | total_ms)
+	v=$(taskset -c 1 perf bench sched messaging -p -g 2 -l 20 2>&1 | total_ms)
 	echo "KH-BENCH floor:messaging $v"
 	# 4/5: perf_event_open + close, read, enable/disable.
 	for w in open-task open-cpu-local open-cpu-remote open-group4 read enable-disable; do
