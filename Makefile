@@ -5,7 +5,7 @@ TIMEOUT ?= 3600
 FULL_FLAG := $(if $(FULL),--full,)
 PROFILE ?= debug-rust
 
-.PHONY: run test bench tree refresh build rootfs baseline patches unit toolchain clean help
+.PHONY: run test bench stress tree refresh build rootfs baseline patches unit toolchain clean help
 
 help:
 	@sed -n 's/^## //p' README.md | head -40
@@ -18,6 +18,9 @@ test:		## every suite; last line "N passed, N failed, N skipped"
 
 bench:		## Rust core vs C core as ratios (QUICK=1: 3 rounds instead of 10)
 	$(KH) bench --rounds $(if $(QUICK),3,10)
+
+stress:		## MINUTES (30) of parallel load under KASAN/lockdep/kmemleak; CORE=rust|c
+	$(KH) stress --minutes $(or $(MINUTES),30) --core $(or $(CORE),rust) $(if $(KIND),--kind $(KIND),)
 
 toolchain:	## install/check clang, rust-src, bindgen, QEMU, debootstrap
 	$(KH) toolchain

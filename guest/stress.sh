@@ -21,3 +21,9 @@ stress_perf_record() {
 	[ $fails -eq 0 ]
 }
 section stress.perf-record stress_perf_record
+
+# Our concurrency stress program (guest/src/kh-stress.c): task, CPU and group events
+# opened, toggled, read, mapped and closed from three threads while another forks and
+# execs children with inherited events, another migrates the openers and another takes
+# CPU 1 offline and online. Bounded in time; any unexpected errno fails it.
+section stress.kh-stress /kh/bin/kh-stress --hotplug "${KH_STRESS_SECONDS:-60}"

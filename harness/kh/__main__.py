@@ -8,14 +8,15 @@ import time
 import unittest
 from pathlib import Path
 
-from . import bench, build, gates, guest, parsers, rootfs, suites, toolchain, tree as treemod
+from . import bench, build, gates, guest, parsers, rootfs, suites, toolchain
+from . import stress as stressmod, tree as treemod
 from .common import REPO, KhError, cache_dir, log
 from .suites import Report
 
 ARCH = "x86_64"
 KUNIT_REQUIRED = ["hw_breakpoint", "rust_doctests_kernel", "perf_rust_core_ctx",
                   "perf_rust_core_epc"]
-TEST_PARTS = ["kunit", "kselftest", "stress", "perf-test", "smoke"]
+TEST_PARTS = ["kunit", "kselftest", "stress", "perf-test", "smoke", "kmemleak"]
 
 
 def host_unit_tests() -> Report:
@@ -116,6 +117,7 @@ def cmd_test(args) -> int:
                                             "perf test"))
     rep.extend(suites.eval_smoke(sections))
     rep.extend(suites.eval_stress(sections))
+    rep.extend(suites.eval_kmemleak(sections))
     gates.rustfmt(t, odir, rep)
     pats = gates.exported_series(t, rep)
     gates.checkpatch(t, pats, rep)
@@ -146,6 +148,7 @@ def cmd_baseline(args) -> int:
     sections = guest_report(res, out, rep)
     rep.extend(suites.eval_smoke(sections))
     rep.extend(suites.eval_stress(sections))
+    rep.extend(suites.eval_kmemleak(sections))
     rep.extend(suites.eval_kunit(sections, ["hw_breakpoint", "rust_doctests_kernel"]))
     base = suites.BASELINES / ARCH
     known = suites.load_baseline(base / "reasons.tsv")
@@ -184,6 +187,11 @@ def main(argv=None) -> int:
     e = sub.add_parser("patches", help="export the delta as a git format-patch series")
     e.add_argument("--out", default=str(REPO / "out" / "series"))
     sub.add_parser("unit", help="the harness's own unit tests")
+    st = sub.add_parser("stress", help="long parallel load under KASAN, lockdep, kmemleak")
+    st.add_argument("--minutes", type=int, default=30)
+    st.add_argument("--core", choices=["rust", "c"], default="rust")
+    st.add_argument("--kind", choices=["stress", "debug"], default="stress",
+                    help="kernel profile kind: stress (KASAN) or debug (quicker to build)")
     bn = sub.add_parser("bench", help="the Rust core against the C core, as ratios")
     bn.add_argument("--rounds", type=int, default=10)
     bn.add_argument("--modes", default="icount,wall", help="icount and/or wall, comma-separated")
@@ -215,6 +223,10 @@ def main(argv=None) -> int:
             toolchain.install(bench=True)
             guest.qemu_available()
             return bench.run(treemod.materialise(), args.rounds, args.modes.split(","))
+        elif args.cmd == "stress":
+            toolchain.install()
+            guest.qemu_available()
+            return stressmod.run(treemod.materialise(), args.minutes, args.core, args.kind)
         elif args.cmd == "unit":
             rep = host_unit_tests()
             print_report(rep, "host unit tests")

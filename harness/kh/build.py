@@ -14,7 +14,8 @@ from .toolchain import ensure_path
 CONFIGS = REPO / "configs"
 
 # A profile is <kind>-<core>: kind selects debug or bench options, core the perf core.
-KINDS = {"debug": ["debug.config"], "bench": ["bench.config"]}
+KINDS = {"debug": ["debug.config"], "bench": ["bench.config"],
+         "stress": ["debug.config", "kasan.config"]}
 CORES = {"rust": ["rust-core.config"], "c": ["c-core.config"]}
 
 

@@ -22,6 +22,8 @@ def build_workload(dest: Path) -> None:
          GUEST / "src" / "kh-workload.c"], capture=True)
     run(["gcc", "-O2", "-Wall", "-static", "-o", dest / "kh-bench", GUEST / "src" / "kh-bench.c"],
         capture=True)
+    run(["gcc", "-O2", "-Wall", "-static", "-pthread", "-o", dest / "kh-stress",
+         GUEST / "src" / "kh-stress.c"], capture=True)
 
 
 def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str]:
@@ -45,23 +47,26 @@ def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str
 
 
 def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch="x86_64",
-                 profile="debug-rust", full: bool = False) -> Path:
-    """Assembles the payload disk: main.sh sourcing the requested guest scripts."""
+                 profile="debug-rust", full: bool = False, env: dict | None = None) -> Path:
+    """Assembles the payload disk: main.sh sourcing the requested guest scripts, with
+    `env` exported first."""
     d = cache_dir() / "payload" / name
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
     for f in ("lib.sh", "smoke.sh", "kunit.sh", "kselftest.sh", "perf-test.sh", "stress.sh",
-              "bench.sh",
+              "bench.sh", "kmemleak.sh", "stress-long.sh",
               "perf-test-subset.tsv"):
         shutil.copy2(GUEST / f, d / f)
     build_workload(d / "bin")
-    if "kselftest" in parts:
+    if "kselftest" in parts or "stress-long" in parts:
         assert tree is not None
         build_selftests(tree, arch, profile, d / "selftests" / "perf_events")
     main = ["set -u", ". /kh/lib.sh", 'echo "KH-KERNEL $(uname -r)"']
     if full:
         main.append("export KH_FULL=1")
+    for k, v in (env or {}).items():
+        main.append(f"export {k}={v}")
     for p in parts:
         main.append(f". /kh/{p}.sh")
     (d / "main.sh").write_text("\n".join(main) + "\n")
@@ -222,6 +227,40 @@ def eval_stress(sections: dict) -> Report:
             rep.ok("stress/concurrent perf record")
         else:
             rep.fail("stress/concurrent perf record", f"rc={s.rc}, {runs} runs:\n{s.text[-1500:]}")
+    s = check_section(sections, "stress.kh-stress", rep)
+    if s:
+        m = re.search(r"^KH-STRESS-TOTAL (\d+) ops (\d+) unexpected$", s.text, re.M)
+        kinds = dict((k, int(n)) for k, n in
+                     re.findall(r"^KH-STRESS (\S+) (\d+) \d+$", s.text, re.M))
+        idle = [k for k, n in kinds.items() if n == 0]
+        if s.rc == 0 and m and int(m.group(1)) > 0 and kinds and not idle:
+            rep.ok("stress/kh-stress (open, ioctl, mmap, fork+exec, migrate, hotplug)")
+        else:
+            rep.fail("stress/kh-stress (open, ioctl, mmap, fork+exec, migrate, hotplug)",
+                     f"rc={s.rc}, kinds that did nothing: {idle}:\n{s.text[-1500:]}")
+    return rep
+
+
+def kmemleak_objects(text: str) -> list[str]:
+    """The reports of /sys/kernel/debug/kmemleak: one block per unreferenced object."""
+    blocks = re.split(r"^(?=unreferenced object )", text, flags=re.M)
+    return [b.strip() for b in blocks if b.startswith("unreferenced object ")]
+
+
+def eval_kmemleak(sections: dict) -> Report:
+    """kmemleak's scan after every suite must find no unreferenced object."""
+    rep = Report()
+    s = check_section(sections, "kmemleak", rep)
+    if s:
+        m = re.search(r"^KH-KMEMLEAK (\d+) unreferenced objects$", s.text, re.M)
+        objs = kmemleak_objects(s.text)
+        if s.rc != 0 or not m:
+            rep.fail("kmemleak/scan", f"rc={s.rc}:\n{s.text[-1500:]}")
+        elif objs or int(m.group(1)):
+            rep.fail("kmemleak/no leaks", f"{max(len(objs), int(m.group(1)))} unreferenced "
+                     "objects; first:\n" + (objs[0] if objs else s.text[-1500:]))
+        else:
+            rep.ok("kmemleak/no leaks")
     return rep
 
 

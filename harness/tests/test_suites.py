@@ -127,19 +127,37 @@ class Versions(unittest.TestCase):
 
 
 class Stress(unittest.TestCase):
+    KH = "stress/kh-stress (open, ioctl, mmap, fork+exec, migrate, hotplug)"
+    GOOD = ["KH-STRESS open 100 3", "KH-STRESS mmap 10 0", "KH-STRESS hotplug 2 0",
+            "KH-STRESS-TOTAL 112 ops 0 unexpected"]
+
+    def sections(self, loops_rc=0, kh_rc=0, kh=None):
+        return {"stress.perf-record": Section("stress.perf-record", loops_rc,
+                                              ["loop 1: 5 runs", "loop 2: 4 runs",
+                                               f"failed loops: {loops_rc}"]),
+                "stress.kh-stress": Section("stress.kh-stress", kh_rc, kh or self.GOOD)}
+
     def test_all_loops_ran(self):
-        sec = Section("stress.perf-record", 0, ["loop 1: 5 runs", "loop 2: 4 runs", "failed loops: 0"])
-        rep = suites.eval_stress({"stress.perf-record": sec})
-        self.assertEqual(rep.passed, ["stress/concurrent perf record"])
+        rep = suites.eval_stress(self.sections())
+        self.assertEqual(rep.passed, ["stress/concurrent perf record", self.KH])
 
     def test_a_failed_loop_fails(self):
-        sec = Section("stress.perf-record", 1, ["loop 1: 5 runs", "failed loops: 1"])
-        rep = suites.eval_stress({"stress.perf-record": sec})
+        rep = suites.eval_stress(self.sections(loops_rc=1))
         self.assertEqual([n for n, _ in rep.failed], ["stress/concurrent perf record"])
+
+    def test_unexpected_errno_or_idle_kind_fails(self):
+        bad = self.GOOD[:-1] + ["KH-STRESS-TOTAL 112 ops 1 unexpected"]
+        rep = suites.eval_stress(self.sections(kh_rc=1, kh=bad))
+        self.assertEqual([n for n, _ in rep.failed], [self.KH])
+        idle = ["KH-STRESS open 100 3", "KH-STRESS hotplug 0 0",
+                "KH-STRESS-TOTAL 100 ops 0 unexpected"]
+        rep = suites.eval_stress(self.sections(kh=idle))
+        (name, why), = rep.failed
+        self.assertIn("hotplug", why)
 
     def test_missing_section_fails(self):
         rep = suites.eval_stress({})
-        self.assertEqual(len(rep.failed), 1)
+        self.assertEqual(len(rep.failed), 2)
 
 
 class Flaky(unittest.TestCase):
@@ -156,3 +174,64 @@ class Flaky(unittest.TestCase):
             p = Path(d) / "b.tsv"
             suites.write_baseline(p, [Case("s", "a", "fail")], "h", {}, {"s/a": "timing"})
             self.assertEqual(suites.load_baseline(p), {"s/a": ("flaky", "timing")})
+
+
+class Kmemleak(unittest.TestCase):
+    REPORT = ["unreferenced object 0xffff888004a3c000 (size 512):",
+              '  comm "exec_events", pid 312, jiffies 4294937296',
+              "  backtrace (crc 0):",
+              "    __kmalloc_cache_noprof+0x2f5/0x3a0",
+              "    alloc_perf_context+0x2a/0x90",
+              "unreferenced object 0xffff888004a3d000 (size 64):",
+              '  comm "fault_inject", pid 401, jiffies 4294937301',
+              "KH-KMEMLEAK 2 unreferenced objects"]
+
+    def test_clean(self):
+        sec = Section("kmemleak", 0, ["KH-KMEMLEAK 0 unreferenced objects"])
+        self.assertEqual(suites.eval_kmemleak({"kmemleak": sec}).passed, ["kmemleak/no leaks"])
+
+    def test_leaks_fail_with_the_first_report(self):
+        sec = Section("kmemleak", 0, self.REPORT)
+        self.assertEqual(len(suites.kmemleak_objects(sec.text)), 2)
+        rep = suites.eval_kmemleak({"kmemleak": sec})
+        (name, why), = rep.failed
+        self.assertEqual(name, "kmemleak/no leaks")
+        self.assertIn("2 unreferenced objects", why)
+        self.assertIn("alloc_perf_context", why)
+
+    def test_no_kmemleak_file_fails(self):
+        sec = Section("kmemleak", 2, ["kmemleak: /sys/kernel/debug/kmemleak missing"])
+        self.assertEqual([n for n, _ in suites.eval_kmemleak({"kmemleak": sec}).failed],
+                         ["kmemleak/scan"])
+
+
+class StressCounts(unittest.TestCase):
+    RESULTS = "\n".join([
+        "KH-BEGIN stress-long", "stress: 30 min, 4 CPUs",
+        "KH-STRESS-ROUND 1 paranoid=0 secs=300 kh-stress=1000 unexpected=0",
+        "KH-STRESS-SUM rounds=6 ops=123456 unexpected=0 trinity=1000 stress-ng=50 "
+        "fault_inject_failures=0 failed=0",
+        "KH-END stress-long rc=0",
+        "KH-BEGIN kmemleak", "KH-KMEMLEAK 0 unreferenced objects", "KH-END kmemleak rc=0",
+        "KH-DONE rc=0"])
+
+    def test_clean_run(self):
+        from kh import stress
+        c = stress.evaluate("[    1.0] Linux version 7.2\n", self.RESULTS, False)
+        self.assertEqual(c.problems, [])
+        self.assertEqual(c.headline(), "stress: 30 min, 123456 ops, 0 splats, 0 leaks, 0 hangs")
+
+    def test_splats_hangs_and_leaks_are_counted(self):
+        from kh import stress
+        console = ("BUG: KASAN: slab-use-after-free in put_ctx\n" + "x\n" * 40
+                   + "INFO: task kh-stress:99 blocked for more than 120 seconds.\n")
+        res = self.RESULTS.replace("KH-KMEMLEAK 0", "unreferenced object 0xffff (size 8):\n"
+                                   "KH-KMEMLEAK 1")
+        c = stress.evaluate(console, res, False)
+        self.assertEqual((c.splats, c.hangs, c.leaks), (1, 1, 1))
+        self.assertEqual(len(c.problems), 2)
+
+    def test_unfinished_run(self):
+        from kh import stress
+        c = stress.evaluate("", "KH-BEGIN stress-long\nstress: 30 min, 4 CPUs\n", True)
+        self.assertTrue(any("did not finish" in p for p in c.problems))

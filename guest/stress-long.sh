@@ -1,0 +1,90 @@
+# make stress: loads in parallel, in rounds of at most 5 minutes, until
+# KH_STRESS_MINUTES are over. Every load is bounded in time (and trinity also in
+# syscalls) and stops by itself. One "KH-STRESS-ROUND" line per round and a
+# "KH-STRESS-SUM" line at the end; the host counts splats, leaks and hangs.
+#
+#  - kh-stress (guest/src/kh-stress.c) with CPU hotplug;
+#  - trinity restricted to perf_event_open and the file operations on perf fds
+#    (every other fd provider disabled), as root and as an unprivileged user under
+#    a perf_event_paranoid that changes each round (-1, 0, 1, 2);
+#  - stress-ng's fork and exec stressors with --perf (stress-ng opens its own per-task
+#    events in every stressor) under `perf stat` with inherited events;
+#  - the fault_inject selftest (every allocation of open/fork/mmap failed in turn).
+
+TRINITY_CALLS="-c perf_event_open -c read -c ioctl -c mmap -c munmap -c close -c fcntl -c poll"
+TRINITY_FDS="--enable-fds=perf"
+
+trinity_as() {
+	# trinity_as USER SECONDS LOGDIR: prints "ran N" (syscalls done).
+	local user=$1 secs=$2 dir=$3 cmd
+	mkdir -p "$dir"
+	chmod 777 "$dir"
+	cmd="cd $dir && timeout -s INT -k 20 $secs trinity -q -l off -C 2 -N 200000 $TRINITY_CALLS $TRINITY_FDS"
+	if [ "$user" = root ]; then
+		bash -c "$cmd --dangerous" >"$dir/out" 2>&1
+	else
+		setpriv --reuid=65534 --regid=65534 --clear-groups bash -c "$cmd" >"$dir/out" 2>&1
+	fi
+	local ran
+	ran=$(grep -o 'Ran [0-9]* syscalls' "$dir/out" | tail -1 | grep -o '[0-9]*')
+	echo "ran ${ran:-0}"
+	# A load that did nothing is a failure of the run: show why.
+	[ -n "$ran" ] && [ "$ran" -gt 0 ] || tail -15 "$dir/out" >&2
+}
+
+stress_long() {
+	local minutes=${KH_STRESS_MINUTES:-30} end round=0 slot left
+	local levels=(-1 0 1 2) sum_ops=0 sum_unexp=0 sum_trinity=0 sum_ng=0 fi_fail=0 failed=0
+	end=$((SECONDS + minutes * 60))
+	echo "stress: ${minutes} min, $(nproc) CPUs"
+	while :; do
+		left=$((end - SECONDS))
+		[ $left -ge 30 ] || break
+		slot=$((left < 300 ? left : 300))
+		round=$((round + 1))
+		echo "${levels[$((round % 4))]}" >/proc/sys/kernel/perf_event_paranoid
+		/kh/bin/kh-stress --hotplug "$slot" >/tmp/khs.out 2>&1 &
+		local p_khs=$!
+		trinity_as root "$slot" /tmp/trinity-root >/tmp/tr-root.res 2>&1 &
+		local p_trr=$!
+		trinity_as nobody "$slot" /tmp/trinity-user >/tmp/tr-user.res 2>&1 &
+		local p_tru=$!
+		timeout -k 20 $((slot + 30)) perf stat -o /tmp/ng.stat \
+			-e task-clock,context-switches,cpu-migrations,page-faults -- \
+			stress-ng --perf --fork 2 --exec 2 --timeout "${slot}s" --metrics-brief \
+			>/tmp/ng.out 2>&1 &
+		local p_ng=$!
+		wait $p_khs || failed=$((failed + 1))
+		wait $p_trr
+		wait $p_tru
+		cat /tmp/tr-root.res /tmp/tr-user.res | grep -v '^ran' | head -30
+		wait $p_ng || failed=$((failed + 1))
+		local ops unexp tr_r tr_u ng fi
+		ops=$(awk '/^KH-STRESS-TOTAL/ { print $2 }' /tmp/khs.out)
+		unexp=$(awk '/^KH-STRESS-TOTAL/ { print $4 }' /tmp/khs.out)
+		tr_r=$(awk '/^ran/ { print $2 }' /tmp/tr-root.res)
+		tr_u=$(awk '/^ran/ { print $2 }' /tmp/tr-user.res)
+		[ "${tr_r:-0}" -gt 0 ] || failed=$((failed + 1))
+		[ "${tr_u:-0}" -gt 0 ] || failed=$((failed + 1))
+		ng=$(awk '/stress-ng: metrc: \[[0-9]+\] +(fork|exec) / { s += $5 } END { print s + 0 }' \
+			/tmp/ng.out)
+		[ "$ng" -gt 0 ] || { failed=$((failed + 1)); tail -15 /tmp/ng.out; }
+		timeout 600 /kh/selftests/perf_events/fault_inject >/tmp/fi.out 2>&1
+		fi=$?
+		[ $fi -eq 0 ] || { fi_fail=$((fi_fail + 1)); tail -20 /tmp/fi.out; }
+		[ -n "$ops" ] || { ops=0; unexp=1; tail -20 /tmp/khs.out; }
+		echo "KH-STRESS-ROUND $round paranoid=${levels[$((round % 4))]} secs=$slot" \
+			"kh-stress=$ops unexpected=$unexp trinity-root=$tr_r trinity-user=$tr_u" \
+			"stress-ng=$ng fault_inject=$([ $fi -eq 0 ] && echo pass || echo FAIL)"
+		grep '^unexpected' /tmp/khs.out | head -5
+		sum_ops=$((sum_ops + ops + tr_r + tr_u + ng))
+		sum_unexp=$((sum_unexp + unexp))
+		sum_trinity=$((sum_trinity + tr_r + tr_u))
+		sum_ng=$((sum_ng + ng))
+	done
+	echo 2 >/proc/sys/kernel/perf_event_paranoid
+	echo "KH-STRESS-SUM rounds=$round ops=$sum_ops unexpected=$sum_unexp" \
+		"trinity=$sum_trinity stress-ng=$sum_ng fault_inject_failures=$fi_fail failed=$failed"
+	[ $sum_unexp -eq 0 ] && [ $fi_fail -eq 0 ] && [ $failed -eq 0 ] && [ $round -gt 0 ]
+}
+section stress-long stress_long
