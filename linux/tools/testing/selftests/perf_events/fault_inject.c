@@ -94,10 +94,11 @@ static int injected(void)
 
 struct outcome {
 	int calls, failed, succeeded_anyway, bad;
-	int bad_errno;
 };
 
-static void record(struct outcome *o, int ok, int err)
+/* One call with its n-th allocation failed: it must succeed or return ENOMEM. */
+static void record(struct __test_metadata *_metadata, struct outcome *o, const char *what,
+		   int n, int ok, int err)
 {
 	o->calls++;
 	if (ok) {
@@ -106,8 +107,19 @@ static void record(struct outcome *o, int ok, int err)
 		o->failed++;
 	} else {
 		o->bad++;
-		o->bad_errno = err;
+		TH_LOG("%s: allocation %d failed -> %s, want ENOMEM", what, n, strerror(err));
 	}
+}
+
+/* After the last n: the call ran out of allocations to fail, and some failures failed it. */
+static void summarise(struct __test_metadata *_metadata, struct outcome *o, const char *what,
+		      int n)
+{
+	TH_LOG("%s: %d allocations, %d failed the call with ENOMEM, %d were survived",
+	       what, o->calls, o->failed, o->succeeded_anyway);
+	EXPECT_LT(n, MAX_NTH);
+	EXPECT_GT(o->failed, 0);
+	EXPECT_EQ(o->bad, 0);
 }
 
 FIXTURE(failslab)
@@ -190,15 +202,9 @@ static void open_all_nth(struct __test_metadata *_metadata, long tp_id, int kind
 						 strerror(err));
 			break;
 		}
-		record(&o, fd >= 0, err);
-		if (fd < 0 && err != ENOMEM)
-			TH_LOG("%s: allocation %d failed -> %s, want ENOMEM", what, n, strerror(err));
+		record(_metadata, &o, what, n, fd >= 0, err);
 	}
-	TH_LOG("%s: %d allocations, %d failed the call with ENOMEM, %d were survived",
-	       what, o.calls, o.failed, o.succeeded_anyway);
-	EXPECT_LT(n, MAX_NTH);
-	EXPECT_GT(o.failed, 0);
-	EXPECT_EQ(o.bad, 0);
+	summarise(_metadata, &o, what, n);
 }
 
 TEST_F(failslab, open_task)
@@ -273,15 +279,9 @@ TEST_F(failslab, fork_inherit_three_pmus)
 						 strerror(err));
 			break;
 		}
-		record(&o, pid > 0, err);
-		if (pid < 0 && err != ENOMEM)
-			TH_LOG("fork: allocation %d failed -> %s, want ENOMEM", n, strerror(err));
+		record(_metadata, &o, "fork", n, pid > 0, err);
 	}
-	TH_LOG("fork: %d allocations, %d failed the fork with ENOMEM, %d were survived",
-	       o.calls, o.failed, o.succeeded_anyway);
-	EXPECT_LT(n, MAX_NTH);
-	EXPECT_GT(o.failed, 0);
-	EXPECT_EQ(o.bad, 0);
+	summarise(_metadata, &o, "fork", n);
 	/* Every child that was forked had the inherited events: its exit was counted. */
 	ASSERT_EQ(read(fds[1], &exits, sizeof(exits)), sizeof(exits));
 	EXPECT_EQ(exits, (uint64_t)o.succeeded_anyway + 1);
@@ -316,15 +316,9 @@ TEST_F(failslab, mmap_ring_buffer)
 							strerror(err));
 			break;
 		}
-		record(&o, p != MAP_FAILED, err);
-		if (p == MAP_FAILED && err != ENOMEM)
-			TH_LOG("mmap: allocation %d failed -> %s, want ENOMEM", n, strerror(err));
+		record(_metadata, &o, "mmap", n, p != MAP_FAILED, err);
 	}
-	TH_LOG("mmap: %d allocations, %d failed the mmap with ENOMEM, %d were survived",
-	       o.calls, o.failed, o.succeeded_anyway);
-	EXPECT_LT(n, MAX_NTH);
-	EXPECT_GT(o.failed, 0);
-	EXPECT_EQ(o.bad, 0);
+	summarise(_metadata, &o, "mmap", n);
 	close(fd);
 }
 
