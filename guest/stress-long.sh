@@ -33,7 +33,7 @@ trinity_as() {
 }
 
 stress_long() {
-	local minutes=${KH_STRESS_MINUTES:-30} end round=0 slot left
+	local minutes=${KH_STRESS_MINUTES:-30} end round=0 slot left level
 	local levels=(-1 0 1 2) sum_ops=0 sum_unexp=0 sum_trinity=0 sum_ng=0 fi_fail=0 failed=0
 	end=$((SECONDS + minutes * 60))
 	echo "stress: ${minutes} min, $(nproc) CPUs"
@@ -42,7 +42,8 @@ stress_long() {
 		[ $left -ge 30 ] || break
 		slot=$((left < 300 ? left : 300))
 		round=$((round + 1))
-		echo "${levels[$((round % 4))]}" >/proc/sys/kernel/perf_event_paranoid
+		level=${levels[$((round % 4))]}
+		echo "$level" >/proc/sys/kernel/perf_event_paranoid
 		/kh/bin/kh-stress --hotplug "$slot" >/tmp/khs.out 2>&1 &
 		local p_khs=$!
 		trinity_as root "$slot" /tmp/trinity-root >/tmp/tr-root.res 2>&1 &
@@ -75,7 +76,7 @@ stress_long() {
 		fi=$?
 		[ $fi -eq 0 ] || { fi_fail=$((fi_fail + 1)); tail -20 /tmp/fi.out; }
 		[ -n "$ops" ] || { ops=0; unexp=1; tail -20 /tmp/khs.out; }
-		echo "KH-STRESS-ROUND $round paranoid=${levels[$((round % 4))]} secs=$slot" \
+		echo "KH-STRESS-ROUND $round paranoid=$level secs=$slot" \
 			"kh-stress=$ops unexpected=$unexp trinity-root=$tr_r trinity-user=$tr_u" \
 			"stress-ng=$ng fault_inject=$([ $fi -eq 0 ] && echo pass || echo FAIL)"
 		grep '^unexpected' /tmp/khs.out | head -5

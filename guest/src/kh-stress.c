@@ -43,6 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* tracepoint_id(), shared with the perf_events selftests (-I of that folder). */
+#include "tracepoint_id.h"
+
 enum kind { K_OPEN, K_CTL, K_MMAP, K_FORK, K_MIGRATE, K_HOTPLUG, NR_KINDS };
 static const char * const kind_name[NR_KINDS] = {
 	"open", "ioctl+read", "mmap", "fork+exec", "migrate", "hotplug",
@@ -113,6 +116,13 @@ static void attr_sw(struct perf_event_attr *a, unsigned long long config, unsign
 	}
 }
 
+/* Drops attr_sw()'s per-task choices: for CPU events and group members. */
+static void no_task_flags(struct perf_event_attr *a)
+{
+	a->inherit = a->remove_on_exec = a->sigtrap = a->enable_on_exec = 0;
+	a->disabled = 0;
+}
+
 static void use_event(int fd, int sampling, unsigned int *seed)
 {
 	long page = 4096;
@@ -160,15 +170,13 @@ static void *opener(void *arg)
 			break;
 		case 2: /* CPU event */
 			attr_sw(&a, PERF_COUNT_SW_CPU_CLOCK, &seed);
-			a.inherit = a.remove_on_exec = a.sigtrap = a.enable_on_exec = 0;
-			a.disabled = 0;
+			no_task_flags(&a);
 			pid = -1;
 			cpu = rnd(&seed, ncpus);
 			break;
 		default: /* group: software leader, tracepoint and software siblings */
 			attr_sw(&a, PERF_COUNT_SW_CPU_CLOCK, &seed);
-			a.inherit = a.remove_on_exec = a.sigtrap = a.enable_on_exec = 0;
-			a.disabled = 0;
+			no_task_flags(&a);
 			a.read_format = PERF_FORMAT_GROUP;
 			fds[n] = perf_open(&a, 0, -1, -1);
 			if (fds[n] < 0) {
@@ -185,8 +193,7 @@ static void *opener(void *arg)
 				a.read_format = PERF_FORMAT_GROUP;
 			} else {
 				attr_sw(&a, PERF_COUNT_SW_PAGE_FAULTS, &seed);
-				a.inherit = a.remove_on_exec = a.sigtrap = a.enable_on_exec = 0;
-				a.disabled = 0;
+				no_task_flags(&a);
 			}
 			break;
 		}
@@ -294,21 +301,6 @@ static void on_trap(int sig)
 	traps++;
 }
 
-static long tracepoint(const char *name)
-{
-	char path[128], buf[32] = "";
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s/id", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) <= 0)
-		buf[0] = 0;
-	close(fd);
-	return buf[0] ? atol(buf) : -1;
-}
-
 int main(int argc, char **argv)
 {
 	pthread_t forker_t, migrator_t, hotplug_t;
@@ -334,7 +326,7 @@ int main(int argc, char **argv)
 	signal(SIGTRAP, on_trap);
 	main_tid = syscall(SYS_gettid);
 	ncpus = sysconf(_SC_NPROCESSORS_CONF);
-	tp_switch = tracepoint("sched/sched_switch");
+	tp_switch = tracepoint_id("sched/sched_switch");
 	if (can_hotplug && (ncpus < 2 ||
 			    access("/sys/devices/system/cpu/cpu1/online", W_OK) != 0)) {
 		fprintf(stderr, "--hotplug: /sys/devices/system/cpu/cpu1/online is not writable\n");

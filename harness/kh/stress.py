@@ -1,7 +1,7 @@
 """`make stress`: long, parallel load on a kernel with full debugging (KASAN, lockdep,
 PROVE_RCU, kmemleak, failslab), then the counts that must all be zero.
 
-The guest (4 vCPUs) runs guest/stress-long.sh for the requested minutes, then the
+The guest (4 vCPUs, at most as many as the host has cores) runs guest/stress-long.sh for the requested minutes, then the
 kmemleak scan (guest/kmemleak.sh). The host reads the console for splats (oops, BUG,
 WARNING, lockdep, KASAN, RCU stalls, refcount) and hung tasks, and the kmemleak report
 for leaks. The same run with CORE=c is the control: what fails there is upstream's.
@@ -59,15 +59,12 @@ def evaluate(console: str, results: str, timed_out: bool) -> Counts:
         if s.rc != 0 or not m:
             problems.append("a load failed or did nothing (kh-stress errno, trinity, "
                             "stress-ng, fault_inject):\n" + s.text[-3000:])
-    k = sections.get("kmemleak")
-    leaks = 0
-    if k is None or k.rc != 0:
-        problems.append("the kmemleak scan did not run")
-    else:
-        objs = suites.kmemleak_objects(k.text)
-        leaks = len(objs)
-        if objs:
-            problems.append(f"{leaks} unreferenced objects; first:\n{objs[0]}")
+    leaks, detail = suites.kmemleak_leaks(sections.get("kmemleak"))
+    if leaks is None:
+        problems.append(detail)
+        leaks = 0
+    elif leaks:
+        problems.append(f"{leaks} unreferenced objects; first:\n{detail}")
     if done is None and not timed_out:
         problems.append("the guest did not finish its script")
     return Counts(minutes, ops, splats, leaks, hangs, problems)
