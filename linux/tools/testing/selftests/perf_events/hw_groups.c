@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Groups and PMU contexts with hardware-context PMUs, on the test PMUs of
+ * CONFIG_PERF_EVENTS_TEST_PMUS (test_hw_a, test_hw_b, test_hw_data: their
+ * events count the nanoseconds they are scheduled in, on four counters per
+ * CPU and PMU). Without them - a kernel built without the option - every
+ * test skips and says why.
+ *
+ * Since the context rewrite (bd2756811766 "perf: Rewrite core context
+ * handling") a task context holds one PMU context (epc) per PMU:
+ *
+ * - mixed_hw_pmus_einval: one group may not hold events of two hardware
+ *   PMUs, EINVAL (the rewrite's "Don't allow group of multiple hw events
+ *   from different pmus" check). Software events may join a hardware
+ *   group and stay in its epc.
+ *
+ * - move_group_with_inherited_children: a hardware event joining a pure
+ *   software group moves the group into the hardware epc (move_group: the
+ *   old epc references are put, the new one taken for every member) while
+ *   children forked earlier still hold the old composition: read() of the
+ *   group with PERF_FORMAT_GROUP must fail with ECHILD while they live
+ *   (32671e3799ca "perf: Disallow mis-matched inherited group reads") and
+ *   succeed after they exit; children forked after the move inherit the
+ *   moved group and their counts reach the parent's read.
+ *
+ * - epc_order_on_inherit: the scenario of 2016066c6619 ("perf/core: Order
+ *   the PMU list to fix warning about unordered pmu_ctx_list"): a task
+ *   data holder event first, then a tracepoint, then a pinned software
+ *   event, inherited by children whose contexts are clones of one parent
+ *   and are swapped on every switch between them (one CPU, pipe
+ *   ping-pong). The parent's epc list grows in creation order, a child's in
+ *   inherit order (pinned groups first): only sorting by PMU type keeps
+ *   them equal. 7.2 no longer has the swap of per-epc task data that
+ *   warned; what this checks is that the swaps and the per-task data under
+ *   them count right and splat nothing (the harness reads the console),
+ *   and the Rust core's KUnit case pmus_get_their_own_epcs_sorted_by_type
+ *   checks the order itself.
+ *
+ * - multiplexing: more events than counters rotate (every event runs part
+ *   of the time), a group larger than the counters never runs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kselftest_harness.h"
+#include "tracepoint_id.h"
+
+#define NS_PER_MS	1000000ULL
+
+static long perf_open(struct perf_event_attr *attr, pid_t pid, int cpu, int group)
+{
+	return syscall(__NR_perf_event_open, attr, pid, cpu, group, PERF_FLAG_FD_CLOEXEC);
+}
+
+/* The dynamic type of a PMU from sysfs, or -1 if it is not registered. */
+static int pmu_type(const char *name)
+{
+	char path[128], buf[32];
+	int fd, type = -1;
+
+	snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof(buf) - 1) > 0)
+		type = atoi(buf);
+	close(fd);
+	return type;
+}
+
+static void init_attr(struct perf_event_attr *attr, int type, unsigned long long config)
+{
+	memset(attr, 0, sizeof(*attr));
+	attr->size = sizeof(*attr);
+	attr->type = type;
+	attr->config = config;
+	attr->read_format = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
+}
+
+static unsigned long long thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void spin_ms(unsigned int ms)
+{
+	unsigned long long end = thread_cpu_ns() + ms * NS_PER_MS;
+
+	while (thread_cpu_ns() < end)
+		;
+}
+
+/* PERF_FORMAT_GROUP | TOTAL_TIME_ENABLED | TOTAL_TIME_RUNNING */
+struct group_read {
+	uint64_t nr, enabled, running;
+	uint64_t values[8];
+};
+
+#define SKIP_WITHOUT_TEST_PMUS(a, b, d)						\
+	do {									\
+		a = pmu_type("test_hw_a");					\
+		b = pmu_type("test_hw_b");					\
+		d = pmu_type("test_hw_data");					\
+		if (a < 0 || b < 0 || d < 0)					\
+			SKIP(return, "no test PMUs (CONFIG_PERF_EVENTS_TEST_PMUS=n)"); \
+	} while (0)
+
+TEST(mixed_hw_pmus_einval)
+{
+	struct perf_event_attr attr;
+	int a, b, d, leader, sib, sw, sw_leader, moved;
+
+	SKIP_WITHOUT_TEST_PMUS(a, b, d);
+
+	init_attr(&attr, a, 0);
+	leader = perf_open(&attr, 0, -1, -1);
+	ASSERT_LE(0, leader) TH_LOG("test_hw_a: %s", strerror(errno));
+
+	/* Same PMU: one epc. */
+	sib = perf_open(&attr, 0, -1, leader);
+	ASSERT_LE(0, sib) TH_LOG("test_hw_a sibling: %s", strerror(errno));
+
+	/* Another hardware PMU in the group: EINVAL. */
+	init_attr(&attr, b, 0);
+	EXPECT_EQ(-1, perf_open(&attr, 0, -1, leader));
+	EXPECT_EQ(EINVAL, errno);
+	init_attr(&attr, d, 0);
+	EXPECT_EQ(-1, perf_open(&attr, 0, -1, leader));
+	EXPECT_EQ(EINVAL, errno);
+
+	/* A software event joins the hardware group (and its epc). */
+	init_attr(&attr, PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
+	sw = perf_open(&attr, 0, -1, leader);
+	ASSERT_LE(0, sw) TH_LOG("software sibling: %s", strerror(errno));
+
+	/*
+	 * A software group that a test_hw_b event moved to test_hw_b's epc
+	 * refuses test_hw_a events as well.
+	 */
+	sw_leader = perf_open(&attr, 0, -1, -1);
+	ASSERT_LE(0, sw_leader);
+	init_attr(&attr, b, 0);
+	moved = perf_open(&attr, 0, -1, sw_leader);
+	ASSERT_LE(0, moved) TH_LOG("move_group into test_hw_b: %s", strerror(errno));
+	init_attr(&attr, a, 0);
+	EXPECT_EQ(-1, perf_open(&attr, 0, -1, sw_leader));
+	EXPECT_EQ(EINVAL, errno);
+
+	/* CPU events: the same rule in the CPU context. */
+	init_attr(&attr, a, 0);
+	{
+		int cpu_leader = perf_open(&attr, -1, 0, -1);
+
+		ASSERT_LE(0, cpu_leader) TH_LOG("CPU event: %s", strerror(errno));
+		init_attr(&attr, b, 0);
+		EXPECT_EQ(-1, perf_open(&attr, -1, 0, cpu_leader));
+		EXPECT_EQ(EINVAL, errno);
+		close(cpu_leader);
+	}
+
+	close(moved);
+	close(sw_leader);
+	close(sw);
+	close(sib);
+	close(leader);
+}
+
+/* A child that waits for a byte on @fd, then spins @ms of CPU time and exits. */
+static pid_t fork_waiter(int fd, unsigned int ms)
+{
+	pid_t pid = fork();
+	char c;
+
+	if (pid == 0) {
+		if (read(fd, &c, 1) != 1)
+			_exit(1);
+		spin_ms(ms);
+		_exit(0);
+	}
+	return pid;
+}
+
+static int reap(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+TEST(move_group_with_inherited_children)
+{
+	struct perf_event_attr attr;
+	struct group_read r0, r1;
+	int a, b, d, round;
+
+	SKIP_WITHOUT_TEST_PMUS(a, b, d);
+
+	for (round = 0; round < 20; round++) {
+		int go[2], leader, sib, hw;
+		pid_t early, late;
+
+		/* A pure software group, inherited. */
+		init_attr(&attr, PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
+		attr.inherit = 1;
+		attr.read_format |= PERF_FORMAT_GROUP;
+		leader = perf_open(&attr, 0, -1, -1);
+		ASSERT_LE(0, leader) TH_LOG("leader: %s", strerror(errno));
+		attr.config = PERF_COUNT_SW_CONTEXT_SWITCHES;
+		sib = perf_open(&attr, 0, -1, leader);
+		ASSERT_LE(0, sib) TH_LOG("sibling: %s", strerror(errno));
+
+		/* A child with the software group of two. */
+		ASSERT_EQ(0, pipe(go));
+		early = fork_waiter(go[0], 1);
+		ASSERT_LT(0, early);
+
+		/* A test_hw_a event joins: the group moves to test_hw_a's epc. */
+		init_attr(&attr, a, 0);
+		attr.inherit = 1;
+		attr.read_format |= PERF_FORMAT_GROUP;
+		hw = perf_open(&attr, 0, -1, leader);
+		ASSERT_LE(0, hw) TH_LOG("move_group: %s", strerror(errno));
+
+		/* The early child's group no longer matches: ECHILD. */
+		EXPECT_EQ(-1, read(leader, &r0, sizeof(r0)));
+		EXPECT_EQ(ECHILD, errno);
+
+		ASSERT_EQ(1, write(go[1], "x", 1));
+		ASSERT_EQ(0, reap(early));
+
+		/* Gone: the parent's group of three reads. */
+		ASSERT_LT(0, read(leader, &r0, sizeof(r0))) TH_LOG("read: %s", strerror(errno));
+		ASSERT_EQ(3ULL, r0.nr);
+
+		/* A child forked now inherits the moved group; reads work while it lives. */
+		late = fork_waiter(go[0], 30);
+		ASSERT_LT(0, late);
+		ASSERT_LT(0, read(leader, &r1, sizeof(r1))) TH_LOG("read: %s", strerror(errno));
+		ASSERT_EQ(3ULL, r1.nr);
+		ASSERT_EQ(1, write(go[1], "x", 1));
+		ASSERT_EQ(0, reap(late));
+
+		ASSERT_LT(0, read(leader, &r1, sizeof(r1)));
+		ASSERT_EQ(3ULL, r1.nr);
+		/* The late child's 30 ms of CPU reached the parent: task-clock and test_hw_a. */
+		EXPECT_LE(r0.values[0] + 15 * NS_PER_MS, r1.values[0])
+			TH_LOG("task-clock %llu -> %llu", (unsigned long long)r0.values[0],
+			       (unsigned long long)r1.values[0]);
+		EXPECT_LE(r0.values[2] + 15 * NS_PER_MS, r1.values[2])
+			TH_LOG("test_hw_a %llu -> %llu", (unsigned long long)r0.values[2],
+			       (unsigned long long)r1.values[2]);
+		if (round == 0)
+			ksft_print_msg("group of 3 after the move: task-clock %llu ns, cs %llu, test_hw_a %llu ns\n",
+				       (unsigned long long)r1.values[0],
+				       (unsigned long long)r1.values[1],
+				       (unsigned long long)r1.values[2]);
+
+		close(go[0]);
+		close(go[1]);
+		close(hw);
+		close(sib);
+		close(leader);
+	}
+}
+
+#define PINGS 300
+
+/* Two children on one CPU pass a byte back and forth PINGS times. */
+static int ping_pong(void)
+{
+	int ab[2], ba[2], i, ret = 0;
+	pid_t p1, p2;
+	char c = 0;
+
+	if (pipe(ab) || pipe(ba))
+		return -1;
+	p1 = fork();
+	if (p1 == 0) {
+		for (i = 0; i < PINGS; i++)
+			if (write(ab[1], &c, 1) != 1 || read(ba[0], &c, 1) != 1)
+				_exit(1);
+		_exit(0);
+	}
+	p2 = fork();
+	if (p2 == 0) {
+		for (i = 0; i < PINGS; i++)
+			if (read(ab[0], &c, 1) != 1 || write(ba[1], &c, 1) != 1)
+				_exit(1);
+		_exit(0);
+	}
+	if (p1 < 0 || p2 < 0 || reap(p1) || reap(p2))
+		ret = -1;
+	close(ab[0]);
+	close(ab[1]);
+	close(ba[0]);
+	close(ba[1]);
+	return ret;
+}
+
+TEST(epc_order_on_inherit)
+{
+	struct perf_event_attr attr;
+	uint64_t v[3][3];
+	int a, b, d, round, fd[3], i;
+	long tp;
+	cpu_set_t one, old;
+
+	SKIP_WITHOUT_TEST_PMUS(a, b, d);
+	tp = tracepoint_id("sched/sched_switch");
+	if (tp < 0)
+		SKIP(return, "no tracefs (sched/sched_switch)");
+
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(old), &old));
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(one), &one));
+
+	for (round = 0; round < 5; round++) {
+		/* Creation order: task data holder, tracepoint, pinned software. */
+		init_attr(&attr, d, 0);
+		attr.inherit = 1;
+		fd[0] = perf_open(&attr, 0, -1, -1);
+		ASSERT_LE(0, fd[0]) TH_LOG("test_hw_data: %s", strerror(errno));
+		init_attr(&attr, PERF_TYPE_TRACEPOINT, tp);
+		attr.inherit = 1;
+		fd[1] = perf_open(&attr, 0, -1, -1);
+		ASSERT_LE(0, fd[1]) TH_LOG("sched_switch: %s", strerror(errno));
+		init_attr(&attr, PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CONTEXT_SWITCHES);
+		attr.inherit = 1;
+		attr.pinned = 1;
+		fd[2] = perf_open(&attr, 0, -1, -1);
+		ASSERT_LE(0, fd[2]) TH_LOG("context-switches: %s", strerror(errno));
+
+		ASSERT_EQ(0, ping_pong());
+
+		for (i = 0; i < 3; i++) {
+			ASSERT_EQ((ssize_t)sizeof(v[i]), read(fd[i], v[i], sizeof(v[i])));
+			close(fd[i]);
+		}
+		/* Each child blocks PINGS times at least. */
+		EXPECT_LE(2ULL * PINGS, v[1][0]) TH_LOG("sched_switch %llu", (unsigned long long)v[1][0]);
+		EXPECT_LE(2ULL * PINGS, v[2][0]) TH_LOG("context-switches %llu",
+						     (unsigned long long)v[2][0]);
+		EXPECT_LT(0ULL, v[0][0]);
+		/* Counting PMUs with free counters: always running while enabled. */
+		EXPECT_EQ(v[0][1], v[0][2]);
+		if (round == 0)
+			ksft_print_msg("test_hw_data %llu ns, sched_switch %llu, context-switches %llu\n",
+				       (unsigned long long)v[0][0], (unsigned long long)v[1][0],
+				       (unsigned long long)v[2][0]);
+	}
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(old), &old));
+}
+
+#define MUX_EVENTS 6	/* two more than test_hw_a has counters */
+
+TEST(multiplexing)
+{
+	struct perf_event_attr attr;
+	uint64_t v[MUX_EVENTS][3], g[3 + 5];
+	int a, b, d, i, fd[MUX_EVENTS], big[5];
+
+	SKIP_WITHOUT_TEST_PMUS(a, b, d);
+
+	init_attr(&attr, a, 0);
+	for (i = 0; i < MUX_EVENTS; i++) {
+		fd[i] = perf_open(&attr, 0, -1, -1);
+		ASSERT_LE(0, fd[i]) TH_LOG("event %d: %s", i, strerror(errno));
+	}
+	/* A group of five never fits four counters. */
+	attr.read_format |= PERF_FORMAT_GROUP;
+	for (i = 0; i < 5; i++) {
+		big[i] = perf_open(&attr, 0, -1, i ? big[0] : -1);
+		ASSERT_LE(0, big[i]) TH_LOG("group member %d: %s", i, strerror(errno));
+	}
+
+	spin_ms(200);
+
+	for (i = 0; i < MUX_EVENTS; i++) {
+		ASSERT_EQ((ssize_t)sizeof(v[i]), read(fd[i], v[i], sizeof(v[i])));
+		/* enabled, running > 0, running < enabled: rotated in and out. */
+		EXPECT_LT(0ULL, v[i][2]) TH_LOG("event %d never ran", i);
+		EXPECT_LT(v[i][2], v[i][1]) TH_LOG("event %d ran all the time", i);
+		EXPECT_LT(0ULL, v[i][0]);
+	}
+	ASSERT_EQ((ssize_t)sizeof(g), read(big[0], g, sizeof(g)));
+	EXPECT_EQ(5ULL, g[0]);
+	EXPECT_LT(0ULL, g[1]);
+	EXPECT_EQ(0ULL, g[2]) TH_LOG("a group of 5 ran on 4 counters");
+	ksft_print_msg("6 events on 4 counters: event 0 ran %llu of %llu ns\n",
+		       (unsigned long long)v[0][2], (unsigned long long)v[0][1]);
+
+	for (i = 0; i < 5; i++)
+		close(big[4 - i]);
+	for (i = 0; i < MUX_EVENTS; i++)
+		close(fd[i]);
+}
+
+TEST_HARNESS_MAIN
