@@ -549,6 +549,33 @@ mod tests {
         Ok(())
     }
 
+    /// 2016066c6619 ("perf/core: Order the PMU list to fix warning about unordered
+    /// pmu_ctx_list"): a parent context gets its epcs in event creation order, a child
+    /// context filled by inherit in group order (pinned groups first). Both lists must come
+    /// out the same, or two cloned contexts do not match epc by epc.
+    #[test]
+    fn parent_and_inherited_child_lists_match() -> Result {
+        let parent = TestCtx::new(true)?;
+        let child = TestCtx::new(true)?;
+        // A task-data holder (dynamic type), a tracepoint, a pinned software event.
+        let (mut holder, mut tp, mut sw) = (fake_pmu(11)?, fake_pmu(2)?, fake_pmu(1)?);
+        let mut got = KVec::new();
+        for p in [&mut holder, &mut tp, &mut sw] {
+            got.push(parent.find_get(p), GFP_KERNEL)?;
+        }
+        for p in [&mut sw, &mut holder, &mut tp] {
+            got.push(child.find_get(p), GFP_KERNEL)?;
+        }
+        let (pl, cl) = (parent.list()?, child.list()?);
+        assert_eq!(&pl[..], &[(1, 1), (2, 1), (11, 1)]);
+        assert_eq!(&pl[..], &cl[..]);
+        for e in got {
+            // SAFETY: The test's reference on each epc.
+            unsafe { put_pmu_ctx_with(e, COUNTING) };
+        }
+        Ok(())
+    }
+
     #[test]
     fn last_put_unlinks_and_frees_after_a_grace_period() -> Result {
         let ctx = TestCtx::new(true)?;
