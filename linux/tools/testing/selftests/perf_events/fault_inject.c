@@ -227,7 +227,11 @@ TEST_F(failslab, open_inherit)
 	open_all_nth(_metadata, self->tp_id, 3, "inherited tracepoint event");
 }
 
-TEST_F(failslab, fork_inherit_three_pmus)
+/*
+ * About 245 forks, each copying three inherited events: under KASAN and TCG
+ * (make stress) that is well past the harness's default 30 s, so give it 300.
+ */
+TEST_F_TIMEOUT(failslab, fork_inherit_three_pmus, 300)
 {
 	long exit_id = tracepoint_id("sched/sched_process_exit");
 	struct perf_event_attr attr;
