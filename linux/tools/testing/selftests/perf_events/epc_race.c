@@ -4,7 +4,8 @@
  * put_pmu_ctx() of a PMU context (without ctx->mutex) races with
  * find_get_pmu_context() for the same context and PMU in another thread: the
  * race that put_pmu_ctx() closes by taking ctx->lock atomically with the final
- * decrement (atomic_dec_and_raw_lock_irqsave()). Task events of the calling
+ * decrement (atomic_dec_and_raw_lock_irqsave()), since commit 4f64a6c9f6f1
+ * ("perf: Fix perf_event_pmu_context serialization"). Task events of the calling
  * process, task events bound to one CPU, per-CPU events on that CPU and
  * mixed-PMU groups (software + tracepoint: two PMU contexts in one context)
  * are used, for a bounded time.
