@@ -111,6 +111,18 @@ struct group_read {
 	uint64_t values[8];
 };
 
+/* Opening an event of PMU @type into @group must fail with EINVAL. */
+static void expect_einval(struct __test_metadata *_metadata, int type, pid_t pid, int cpu,
+			  int group)
+{
+	struct perf_event_attr attr;
+
+	init_attr(&attr, type, 0);
+	errno = 0;
+	EXPECT_EQ(-1, perf_open(&attr, pid, cpu, group));
+	EXPECT_EQ(EINVAL, errno);
+}
+
 #define SKIP_WITHOUT_TEST_PMUS(a, b, d)						\
 	do {									\
 		a = pmu_type("test_hw_a");					\
@@ -123,7 +135,7 @@ struct group_read {
 TEST(mixed_hw_pmus_einval)
 {
 	struct perf_event_attr attr;
-	int a, b, d, leader, sib, sw, sw_leader, moved;
+	int a, b, d, leader, sib, sw, sw_leader, moved, cpu_leader;
 
 	SKIP_WITHOUT_TEST_PMUS(a, b, d);
 
@@ -136,12 +148,8 @@ TEST(mixed_hw_pmus_einval)
 	ASSERT_LE(0, sib) TH_LOG("test_hw_a sibling: %s", strerror(errno));
 
 	/* Another hardware PMU in the group: EINVAL. */
-	init_attr(&attr, b, 0);
-	EXPECT_EQ(-1, perf_open(&attr, 0, -1, leader));
-	EXPECT_EQ(EINVAL, errno);
-	init_attr(&attr, d, 0);
-	EXPECT_EQ(-1, perf_open(&attr, 0, -1, leader));
-	EXPECT_EQ(EINVAL, errno);
+	expect_einval(_metadata, b, 0, -1, leader);
+	expect_einval(_metadata, d, 0, -1, leader);
 
 	/* A software event joins the hardware group (and its epc). */
 	init_attr(&attr, PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
@@ -157,21 +165,15 @@ TEST(mixed_hw_pmus_einval)
 	init_attr(&attr, b, 0);
 	moved = perf_open(&attr, 0, -1, sw_leader);
 	ASSERT_LE(0, moved) TH_LOG("move_group into test_hw_b: %s", strerror(errno));
-	init_attr(&attr, a, 0);
-	EXPECT_EQ(-1, perf_open(&attr, 0, -1, sw_leader));
-	EXPECT_EQ(EINVAL, errno);
+	expect_einval(_metadata, a, 0, -1, sw_leader);
 
 	/* CPU events: the same rule in the CPU context. */
 	init_attr(&attr, a, 0);
-	{
-		int cpu_leader = perf_open(&attr, -1, 0, -1);
+	cpu_leader = perf_open(&attr, -1, 0, -1);
+	ASSERT_LE(0, cpu_leader) TH_LOG("CPU event: %s", strerror(errno));
+	expect_einval(_metadata, b, -1, 0, cpu_leader);
 
-		ASSERT_LE(0, cpu_leader) TH_LOG("CPU event: %s", strerror(errno));
-		init_attr(&attr, b, 0);
-		EXPECT_EQ(-1, perf_open(&attr, -1, 0, cpu_leader));
-		EXPECT_EQ(EINVAL, errno);
-		close(cpu_leader);
-	}
+	close(cpu_leader);
 
 	close(moved);
 	close(sw_leader);
