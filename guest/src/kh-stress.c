@@ -10,7 +10,12 @@
  *  - 3 openers: open task events (on themselves and on the main thread), CPU events
  *    on a random CPU, and groups (software leader + tracepoint and software
  *    siblings); with inherit, remove_on_exec + sigtrap, enable_on_exec at random;
- *    then enable/disable/reset ioctls, read, mmap of the ring buffer, close;
+ *    if the kernel has the test PMUs (CONFIG_PERF_EVENTS_TEST_PMUS), also software
+ *    groups that a test_hw_a or test_hw_data sibling moves into its hardware PMU
+ *    context (move_group, inherited at random: a read of such a group meets
+ *    ECHILD while a child forked before the move lives), and a test_hw_b sibling
+ *    that must fail with EINVAL; then enable/disable/reset ioctls, read, mmap of
+ *    the ring buffer, close;
  *  - a forker: fork children that exec themselves and exit (inherit, exec, exit
  *    paths), or exit at once;
  *  - a migrator: moves the openers between CPUs (sched_setaffinity);
@@ -58,6 +63,7 @@ static long max_ops;
 static pid_t main_tid;
 static atomic_int forker_tid;
 static long tp_switch = -1;
+static int hw_a = -1, hw_b = -1, hw_data = -1;	/* the test PMUs' types, if any */
 static int ncpus;
 static char self_exe[256];
 static volatile sig_atomic_t traps;
@@ -123,7 +129,24 @@ static void no_task_flags(struct perf_event_attr *a)
 	a->disabled = 0;
 }
 
-static void use_event(int fd, int sampling, unsigned int *seed)
+/* The dynamic type of a PMU from sysfs, or -1. */
+static int pmu_type(const char *name)
+{
+	char path[128], buf[32];
+	int fd, type = -1;
+
+	snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof(buf) - 1) > 0)
+		type = atoi(buf);
+	close(fd);
+	return type;
+}
+
+/* echild_ok: an inherited group that move_group changed under a forked child. */
+static void use_event(int fd, int sampling, unsigned int *seed, int echild_ok)
 {
 	long page = 4096;
 	unsigned long long v[4];
@@ -132,7 +155,7 @@ static void use_event(int fd, int sampling, unsigned int *seed)
 	if (ioctl(fd, PERF_EVENT_IOC_ENABLE, 0))
 		failed(K_CTL, "enable", errno, 0);
 	if (read(fd, v, sizeof(v)) < 0)
-		failed(K_CTL, "read", errno, 0);
+		failed(K_CTL, "read", errno, echild_ok && errno == ECHILD);
 	if (ioctl(fd, PERF_EVENT_IOC_RESET, 0))
 		failed(K_CTL, "reset", errno, 0);
 	if (rnd(seed, 2) && ioctl(fd, PERF_EVENT_IOC_DISABLE, 0))
@@ -155,10 +178,11 @@ static void *opener(void *arg)
 	struct perf_event_attr a;
 
 	while (!atomic_load(&stop)) {
-		int fds[4] = { -1, -1, -1, -1 }, n = 0, i, cpu = -1;
+		int fds[4] = { -1, -1, -1, -1 }, n = 0, i, cpu = -1, inh;
+		int echild_ok = 0, cross = 0;
 		pid_t pid = 0;
 
-		switch (rnd(&seed, 4)) {
+		switch (rnd(&seed, hw_a >= 0 ? 5 : 4)) {
 		case 0: /* task event on this thread */
 			attr_sw(&a, PERF_COUNT_SW_TASK_CLOCK, &seed);
 			break;
@@ -173,6 +197,28 @@ static void *opener(void *arg)
 			no_task_flags(&a);
 			pid = -1;
 			cpu = rnd(&seed, ncpus);
+			break;
+		case 4: /* move_group into a test PMU's context */
+			attr_sw(&a, PERF_COUNT_SW_TASK_CLOCK, &seed);
+			inh = a.inherit;
+			no_task_flags(&a);
+			a.inherit = inh;
+			a.sample_period = a.sample_type = 0;
+			a.read_format = PERF_FORMAT_GROUP;
+			fds[n] = perf_open(&a, 0, -1, -1);
+			if (fds[n] < 0) {
+				failed(K_OPEN, "move_group leader", errno, 0);
+				count(K_OPEN);
+				continue;
+			}
+			n++;
+			memset(&a, 0, sizeof(a));
+			a.size = sizeof(a);
+			a.type = rnd(&seed, 2) ? hw_a : hw_data;
+			a.inherit = inh;
+			a.read_format = PERF_FORMAT_GROUP;
+			echild_ok = inh;
+			cross = 1;
 			break;
 		default: /* group: software leader, tracepoint and software siblings */
 			attr_sw(&a, PERF_COUNT_SW_CPU_CLOCK, &seed);
@@ -206,8 +252,23 @@ static void *opener(void *arg)
 		else
 			n++;
 		count(K_OPEN);
+		if (cross && n == 2) {
+			/* A second hardware PMU in the moved group: EINVAL. */
+			struct perf_event_attr b = a;
+			int bad;
+
+			b.type = hw_b;
+			bad = perf_open(&b, 0, -1, fds[0]);
+			if (bad >= 0) {
+				close(bad);
+				failed(K_OPEN, "test_hw_b sibling of a hardware group opened", EEXIST, 0);
+			} else {
+				failed(K_OPEN, "test_hw_b sibling", errno, errno == EINVAL);
+			}
+			count(K_OPEN);
+		}
 		for (i = 0; i < n; i++)
-			use_event(fds[i], i == 0 && a.sample_period && !a.inherit, &seed);
+			use_event(fds[i], i == 0 && a.sample_period && !a.inherit, &seed, echild_ok);
 		for (i = n - 1; i >= 0; i--)
 			close(fds[i]);
 	}
@@ -327,6 +388,11 @@ int main(int argc, char **argv)
 	main_tid = syscall(SYS_gettid);
 	ncpus = sysconf(_SC_NPROCESSORS_CONF);
 	tp_switch = tracepoint_id("sched/sched_switch");
+	hw_a = pmu_type("test_hw_a");
+	hw_b = pmu_type("test_hw_b");
+	hw_data = pmu_type("test_hw_data");
+	if (hw_b < 0 || hw_data < 0)
+		hw_a = -1;
 	if (can_hotplug && (ncpus < 2 ||
 			    access("/sys/devices/system/cpu/cpu1/online", W_OK) != 0)) {
 		fprintf(stderr, "--hotplug: /sys/devices/system/cpu/cpu1/online is not writable\n");
@@ -360,9 +426,9 @@ int main(int argc, char **argv)
 		       atomic_load(&fails[i]));
 		sum += atomic_load(&ops[i]);
 	}
-	printf("KH-STRESS-INFO %ld s, %d CPUs, hotplug %s, tracepoint %s, %d SIGTRAPs\n",
+	printf("KH-STRESS-INFO %ld s, %d CPUs, hotplug %s, tracepoint %s, test PMUs %s, %d SIGTRAPs\n",
 	       (long)(t1.tv_sec - t0.tv_sec), ncpus, can_hotplug ? "yes" : "no",
-	       tp_switch >= 0 ? "yes" : "no", (int)traps);
+	       tp_switch >= 0 ? "yes" : "no", hw_a >= 0 ? "yes" : "no", (int)traps);
 	printf("KH-STRESS-TOTAL %ld ops %ld unexpected\n", sum, atomic_load(&unexpected));
 	return atomic_load(&unexpected) ? 1 : 0;
 }
