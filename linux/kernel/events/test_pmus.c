@@ -75,6 +75,8 @@ static int test_pmu_event_init(struct perf_event *event)
 	if (to_test_pmu(event->pmu)->task_data && event->hw.target)
 		event->attach_state |= PERF_ATTACH_TASK_DATA;
 
+	/* Not counting until ->add() starts it. */
+	event->hw.state = PERF_HES_STOPPED | PERF_HES_UPTODATE;
 	return 0;
 }
 
