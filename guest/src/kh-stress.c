@@ -48,8 +48,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* tracepoint_id(), shared with the perf_events selftests (-I of that folder). */
+/* tracepoint_id() and pmu_type(), shared with the perf_events selftests (-I of that folder). */
 #include "tracepoint_id.h"
+#include "pmu_type.h"
 
 enum kind { K_OPEN, K_CTL, K_MMAP, K_FORK, K_MIGRATE, K_HOTPLUG, NR_KINDS };
 static const char * const kind_name[NR_KINDS] = {
@@ -127,22 +128,6 @@ static void no_task_flags(struct perf_event_attr *a)
 {
 	a->inherit = a->remove_on_exec = a->sigtrap = a->enable_on_exec = 0;
 	a->disabled = 0;
-}
-
-/* The dynamic type of a PMU from sysfs, or -1. */
-static int pmu_type(const char *name)
-{
-	char path[128], buf[32];
-	int fd, type = -1;
-
-	snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) > 0)
-		type = atoi(buf);
-	close(fd);
-	return type;
 }
 
 /* echild_ok: an inherited group that move_group changed under a forked child. */

@@ -56,28 +56,13 @@
 
 #include "../kselftest_harness.h"
 #include "tracepoint_id.h"
+#include "pmu_type.h"
 
 #define NS_PER_MS	1000000ULL
 
 static long perf_open(struct perf_event_attr *attr, pid_t pid, int cpu, int group)
 {
 	return syscall(__NR_perf_event_open, attr, pid, cpu, group, PERF_FLAG_FD_CLOEXEC);
-}
-
-/* The dynamic type of a PMU from sysfs, or -1 if it is not registered. */
-static int pmu_type(const char *name)
-{
-	char path[128], buf[32];
-	int fd, type = -1;
-
-	snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) > 0)
-		type = atoi(buf);
-	close(fd);
-	return type;
 }
 
 static void init_attr(struct perf_event_attr *attr, int type, unsigned long long config)
