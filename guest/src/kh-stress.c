@@ -157,6 +157,23 @@ static void use_event(int fd, int sampling, unsigned int *seed, int echild_ok)
 	}
 }
 
+/*
+ * Opens @a as a group leader on the calling thread (PERF_FORMAT_GROUP); a failure
+ * is counted as an unexpected failed open and gives -1.
+ */
+static int open_leader(struct perf_event_attr *a, const char *what)
+{
+	int fd;
+
+	a->read_format = PERF_FORMAT_GROUP;
+	fd = perf_open(a, 0, -1, -1);
+	if (fd < 0) {
+		failed(K_OPEN, what, errno, 0);
+		count(K_OPEN);
+	}
+	return fd;
+}
+
 static void *opener(void *arg)
 {
 	unsigned int seed = (unsigned int)(long)arg * 7919 + 17;
@@ -189,13 +206,9 @@ static void *opener(void *arg)
 			no_task_flags(&a);
 			a.inherit = inh;
 			a.sample_period = a.sample_type = 0;
-			a.read_format = PERF_FORMAT_GROUP;
-			fds[n] = perf_open(&a, 0, -1, -1);
-			if (fds[n] < 0) {
-				failed(K_OPEN, "move_group leader", errno, 0);
-				count(K_OPEN);
+			fds[n] = open_leader(&a, "move_group leader");
+			if (fds[n] < 0)
 				continue;
-			}
 			n++;
 			memset(&a, 0, sizeof(a));
 			a.size = sizeof(a);
@@ -208,13 +221,9 @@ static void *opener(void *arg)
 		default: /* group: software leader, tracepoint and software siblings */
 			attr_sw(&a, PERF_COUNT_SW_CPU_CLOCK, &seed);
 			no_task_flags(&a);
-			a.read_format = PERF_FORMAT_GROUP;
-			fds[n] = perf_open(&a, 0, -1, -1);
-			if (fds[n] < 0) {
-				failed(K_OPEN, "group leader", errno, 0);
-				count(K_OPEN);
+			fds[n] = open_leader(&a, "group leader");
+			if (fds[n] < 0)
 				continue;
-			}
 			n++;
 			if (tp_switch >= 0) {
 				memset(&a, 0, sizeof(a));
