@@ -159,7 +159,6 @@ TEST(mixed_hw_pmus_einval)
 	expect_einval(_metadata, b, -1, 0, cpu_leader);
 
 	close(cpu_leader);
-
 	close(moved);
 	close(sw_leader);
 	close(sw);
