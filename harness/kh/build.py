@@ -17,6 +17,8 @@ CONFIGS = REPO / "configs"
 KINDS = {"debug": ["debug.config"], "bench": ["bench.config"],
          "stress": ["debug.config", "kasan.config"]}
 CORES = {"rust": ["rust-core.config"], "c": ["c-core.config"]}
+# The architectures the harness builds and boots (x86_64 natively, arm64 cross-built).
+ARCHES = ("x86_64", "arm64")
 
 
 def fragments(arch: str, profile: str) -> list[Path]:
@@ -24,7 +26,10 @@ def fragments(arch: str, profile: str) -> list[Path]:
     if kind not in KINDS or core not in CORES:
         raise KhError(f"unknown profile {profile!r}: use one of "
                       + ", ".join(f"{k}-{c}" for k in KINDS for c in CORES))
-    return [CONFIGS / f"{arch}-base.config"] + [CONFIGS / f for f in KINDS[kind] + CORES[core]]
+    if arch not in ARCHES:
+        raise KhError(f"unknown architecture {arch!r}: use one of {', '.join(ARCHES)}")
+    return ([CONFIGS / "common.config", CONFIGS / f"{arch}-base.config"]
+            + [CONFIGS / f for f in KINDS[kind] + CORES[core]])
 
 
 def build_dir(arch: str, profile: str) -> Path:
@@ -41,9 +46,17 @@ def llvm_suffix(profile: str) -> str:
 
 def profile_of(odir: Path) -> str:
     """The profile of a build directory named <arch>-<profile> (see build_dir)."""
-    for arch in ("x86_64", "arm64"):
+    for arch in ARCHES:
         if odir.name.startswith(arch + "-"):
             return odir.name[len(arch) + 1:]
+    raise KhError(f"{odir} is not a build directory of the harness")
+
+
+def arch_of(odir: Path) -> str:
+    """The architecture of a build directory named <arch>-<profile> (see build_dir)."""
+    for arch in ARCHES:
+        if odir.name.startswith(arch + "-"):
+            return arch
     raise KhError(f"{odir} is not a build directory of the harness")
 
 
