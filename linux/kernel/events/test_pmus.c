@@ -16,6 +16,10 @@
  *   test_hw_data  the same, and each task event attaches per-task PMU data
  *                 (PERF_ATTACH_TASK_DATA, pmu->task_ctx_cache), as the x86 LBR
  *                 call-stack mode does
+ *   test_hw_cpu0  the same, on CPU 0 only, as arm_pmu is on the CPUs of one
+ *                 cluster of a heterogeneous system: ->filter() keeps its
+ *                 events off the other CPUs, event_init refuses CPU events
+ *                 there (-ENOENT)
  *
  * An event counts the nanoseconds (local_clock()) it is scheduled in on a
  * CPU, whatever the exclude_* bits say. config must be 0. Events are
@@ -41,6 +45,7 @@ struct test_pmu {
 	struct pmu pmu;
 	const char *name;
 	bool task_data;
+	bool cpu0_only;
 	int __percpu *used;
 };
 
@@ -53,6 +58,7 @@ static struct test_pmu test_pmus[] = {
 	{ .name = "test_hw_a" },
 	{ .name = "test_hw_b" },
 	{ .name = "test_hw_data", .task_data = true },
+	{ .name = "test_hw_cpu0", .cpu0_only = true },
 };
 
 static struct test_pmu *to_test_pmu(struct pmu *pmu)
@@ -67,6 +73,9 @@ static int test_pmu_event_init(struct perf_event *event)
 
 	if (event->attr.config || has_branch_stack(event))
 		return -EINVAL;
+
+	if (to_test_pmu(event->pmu)->cpu0_only && event->cpu > 0)
+		return -ENOENT;
 
 	/*
 	 * Only task events get per-task data: for a CPU event the core would
@@ -133,6 +142,15 @@ static void test_pmu_read(struct perf_event *event)
 		test_pmu_update(event);
 }
 
+/*
+ * test_hw_cpu0's ->filter(), after armpmu_filter(): true means the core must
+ * not schedule this PMU's events on @cpu.
+ */
+static bool test_pmu_filter_cpu0(struct pmu *pmu, int cpu)
+{
+	return cpu != 0;
+}
+
 static int __init test_pmu_register(struct test_pmu *tp)
 {
 	int ret;
@@ -151,6 +169,9 @@ static int __init test_pmu_register(struct test_pmu *tp)
 		.stop		= test_pmu_stop,
 		.read		= test_pmu_read,
 	};
+
+	if (tp->cpu0_only)
+		tp->pmu.filter = test_pmu_filter_cpu0;
 
 	if (tp->task_data) {
 		tp->pmu.task_ctx_cache = KMEM_CACHE(test_pmu_task_data, 0);

@@ -38,6 +38,15 @@
  *
  * - multiplexing: more events than counters rotate (every event runs part
  *   of the time), a group larger than the counters never runs.
+ *
+ * - pmu_filter: test_hw_cpu0 schedules on CPU 0 only, through pmu->filter(),
+ *   as arm_pmu does for the CPUs outside its cluster. ->filter() returns true
+ *   to keep a PMU's events off a CPU: the rewrite replaced ->filter_match()
+ *   (true: may run) by ->filter() of the opposite sense, and arm_pmu, which
+ *   had to follow, got it inverted (2023); with the sense wrong the events
+ *   count on the wrong CPUs, or on none. A task's pinned event (and a
+ *   software sibling in its group) must count on CPU 0 only, must not go to
+ *   the error state on CPU 1, and a CPU event on CPU 1 is refused.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -397,6 +406,96 @@ TEST(multiplexing)
 		close(big[4 - i]);
 	for (i = 0; i < MUX_EVENTS; i++)
 		close(fd[i]);
+}
+
+static void pin_to(struct __test_metadata *_metadata, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(set), &set)) TH_LOG("CPU %d: %s", cpu,
+								    strerror(errno));
+}
+
+/* Reads leader and sibling of a PERF_FORMAT_GROUP group of two. */
+static void read_pair(struct __test_metadata *_metadata, int leader, uint64_t r[5])
+{
+	ASSERT_EQ((ssize_t)(5 * sizeof(uint64_t)), read(leader, r, 5 * sizeof(uint64_t)))
+		TH_LOG("a pinned group that cannot run on this CPU must not be in error state");
+	ASSERT_EQ(2ULL, r[0]);
+}
+
+TEST(pmu_filter)
+{
+	struct perf_event_attr attr;
+	cpu_set_t old;
+	uint64_t r0[5], r1[5], r2[5], r3[5];
+	int type, leader, sib, fd;
+
+	type = pmu_type("test_hw_cpu0");
+	if (type < 0)
+		SKIP(return, "no test PMUs (CONFIG_PERF_EVENTS_TEST_PMUS=n)");
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "needs CPUs 0 and 1");
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(old), &old));
+
+	/* On CPU 1 from the start: the group must never run. */
+	pin_to(_metadata, 1);
+	init_attr(&attr, type, 0);
+	attr.read_format |= PERF_FORMAT_GROUP;
+	attr.pinned = 1;
+	leader = perf_open(&attr, 0, -1, -1);
+	ASSERT_LE(0, leader) TH_LOG("test_hw_cpu0: %s", strerror(errno));
+	/* A software sibling moves into test_hw_cpu0's epc and is filtered with it. */
+	attr.pinned = 0;
+	attr.type = PERF_TYPE_SOFTWARE;
+	attr.config = PERF_COUNT_SW_TASK_CLOCK;
+	sib = perf_open(&attr, 0, -1, leader);
+	ASSERT_LE(0, sib) TH_LOG("task-clock sibling: %s", strerror(errno));
+
+	spin_ms(50);
+	read_pair(_metadata, leader, r0);
+	EXPECT_LT(0ULL, r0[1]) TH_LOG("not enabled");
+	EXPECT_EQ(0ULL, r0[2]) TH_LOG("ran %llu ns on CPU 1", (unsigned long long)r0[2]);
+	EXPECT_EQ(0ULL, r0[3]) TH_LOG("test_hw_cpu0 counted on CPU 1");
+	EXPECT_EQ(0ULL, r0[4]) TH_LOG("its task-clock sibling counted on CPU 1");
+
+	/* On CPU 0 it runs and counts. */
+	pin_to(_metadata, 0);
+	spin_ms(50);
+	read_pair(_metadata, leader, r1);
+	EXPECT_LE(40 * NS_PER_MS, r1[2]) TH_LOG("ran %llu ns of 50 ms on CPU 0",
+						(unsigned long long)r1[2]);
+	EXPECT_LT(0ULL, r1[3]);
+	EXPECT_LT(0ULL, r1[4]);
+
+	/* Back on CPU 1: nothing moves any more. */
+	pin_to(_metadata, 1);
+	read_pair(_metadata, leader, r2);
+	spin_ms(50);
+	read_pair(_metadata, leader, r3);
+	EXPECT_EQ(r2[2], r3[2]) TH_LOG("ran on CPU 1");
+	EXPECT_EQ(r2[3], r3[3]) TH_LOG("test_hw_cpu0 counted on CPU 1");
+	EXPECT_EQ(r2[4], r3[4]) TH_LOG("its task-clock sibling counted on CPU 1");
+	EXPECT_LT(r2[1], r3[1]) TH_LOG("enabled time stopped");
+	ksft_print_msg("on CPU 0: ran %llu ns, test_hw_cpu0 %llu ns, task-clock %llu ns\n",
+		       (unsigned long long)r1[2], (unsigned long long)r1[3],
+		       (unsigned long long)r1[4]);
+	close(sib);
+	close(leader);
+
+	/* CPU events: CPU 0 is served, CPU 1 refused as arm_pmu refuses foreign CPUs. */
+	init_attr(&attr, type, 0);
+	fd = perf_open(&attr, -1, 0, -1);
+	EXPECT_LE(0, fd) TH_LOG("CPU 0 event: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	errno = 0;
+	EXPECT_EQ(-1, perf_open(&attr, -1, 1, -1));
+	EXPECT_EQ(ENOENT, errno);
+
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(old), &old));
 }
 
 TEST_HARNESS_MAIN

@@ -11,7 +11,7 @@
 /* The type of PMU @name from sysfs, or -1 if it is not registered. */
 static inline int pmu_type(const char *name)
 {
-	char path[128], buf[32];
+	char path[320], buf[32];
 	int fd, type = -1;
 
 	snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", name);
