@@ -10,11 +10,16 @@ PROFILE ?= debug-rust
 help:
 	@sed -n 's/^## //p' README.md | head -40
 
-run:		## the main job: build, boot, perf stat/record/report in the guest
-	$(KH) run --profile $(PROFILE)
+# ARCH: x86_64 (default) or arm64; `make test` also takes a comma-separated list.
+# The harness gives every make it starts its ARCH explicitly (see harness/kh/__main__.py).
+KH_ARCH := $(or $(ARCH),x86_64)
+QUICK_FLAG := $(if $(QUICK),--quick,)
 
-test:		## every suite; last line "N passed, N failed, N skipped"
-	$(KH) test --timeout $(TIMEOUT) $(FULL_FLAG)
+run:		## the main job: build, boot, perf stat/record/report in the guest (ARCH=arm64: + cycles, instructions)
+	$(KH) run --profile $(PROFILE) --arch $(KH_ARCH)
+
+test:		## every suite; last line "N passed, N failed, N skipped"; ARCH=arm64 [QUICK=1]
+	$(KH) test --timeout $(TIMEOUT) $(FULL_FLAG) --arch $(KH_ARCH) $(QUICK_FLAG)
 
 bench:		## Rust core vs C core as ratios (QUICK=1: 3 rounds instead of 10)
 	$(KH) bench --rounds $(if $(QUICK),3,10)
@@ -32,13 +37,13 @@ refresh:	## copy commits of the work tree (REV=, default HEAD) back into linux/ 
 	$(KH) refresh --rev $(or $(REV),HEAD)
 
 build:		## build one kernel profile (PROFILE=debug-rust|debug-c|bench-rust|bench-c)
-	$(KH) build --profile $(PROFILE)
+	$(KH) build --profile $(PROFILE) --arch $(KH_ARCH)
 
 rootfs:		## build the Debian guest image
-	$(KH) rootfs
+	$(KH) rootfs --arch $(KH_ARCH)
 
 baseline:	## regenerate the C-core baselines (CONFIG_PERF_EVENTS_RUST_CORE=n)
-	$(KH) baseline --timeout $(TIMEOUT) $(FULL_FLAG)
+	$(KH) baseline --timeout $(TIMEOUT) $(FULL_FLAG) --arch $(KH_ARCH)
 
 patches:	## export the delta as a git format-patch series into out/series
 	$(KH) patches --out $(CURDIR)/out/series

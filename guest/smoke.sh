@@ -1,4 +1,5 @@
-# The main job: Debian's perf on a real workload (software events; x86 TCG has no HW PMU).
+# The main job: Debian's perf on a real workload: software events everywhere; where the
+# guest has a hardware PMU (KH_HW_PMU=1: arm64, QEMU's PMUv3) also cycles and instructions.
 # Sourced by main.sh; the host parses each section (harness/kh/parsers.py).
 W=/kh/bin/kh-workload
 
@@ -17,6 +18,26 @@ smoke_record() {
 	return $rc
 }
 
+# Hardware events through the Rust core and the arm64 PMUv3 driver: perf stat as a user
+# would run it, then instructions:u of kh-loop 0 and kh-loop N, twice each: their
+# difference is the loop's 2 * N instructions (the host checks it).
+KH_LOOP_N=10000000
+smoke_hw() {
+	perf stat -e cycles,instructions -- /kh/bin/kh-loop $KH_LOOP_N || return
+	local n i
+	echo "KH-LOOP-N $KH_LOOP_N"
+	for i in 1 2; do
+		for n in 0 $KH_LOOP_N; do
+			perf stat -x, -e cycles:u,instructions:u -o /tmp/loop.csv -- /kh/bin/kh-loop $n ||
+				return
+			sed -n "s/^[0-9<]/kh-loop $n: &/p" /tmp/loop.csv
+		done
+	done
+}
+
 section smoke.stat smoke_stat
 section smoke.group smoke_group
 section smoke.record smoke_record
+if [ -n "${KH_HW_PMU:-}" ]; then
+	section smoke.hw smoke_hw
+fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import unittest
@@ -13,10 +14,15 @@ from . import stress as stressmod, tree as treemod
 from .common import REPO, KhError, cache_dir, log
 from .suites import Report
 
-ARCH = "x86_64"
 KUNIT_REQUIRED = ["hw_breakpoint", "rust_doctests_kernel", "perf_rust_core_ctx",
                   "perf_rust_core_epc"]
 TEST_PARTS = ["kunit", "kselftest", "stress", "perf-test", "smoke", "kmemleak"]
+# The quick form of an arm64 run (QUICK=1, what CI runs next to x86_64's full run): boot,
+# KUnit, kselftests and the main job's smoke run with the hardware events.
+QUICK_PARTS = ["kunit", "kselftest", "smoke"]
+# The arm64 guest has a hardware PMU (QEMU's emulated PMUv3): the smoke run adds
+# `perf stat -e cycles,instructions` of a loop of known length.
+HW_PMU = {"x86_64": False, "arm64": True}
 
 
 def host_unit_tests() -> Report:
@@ -43,22 +49,29 @@ def host_unit_tests() -> Report:
     return rep
 
 
-def prepare(profile: str) -> tuple[Path, Path]:
-    toolchain.install()
-    guest.qemu_available()
+def prepare(profile: str, arch: str = "x86_64") -> tuple[Path, Path]:
+    toolchain.install(arch=arch)
+    guest.qemu_available(arch)
     t = treemod.materialise()
-    odir = build.build(t, ARCH, profile)
+    odir = build.build(t, arch, profile)
     return t, odir
 
 
+def run_name(name: str, arch: str) -> str:
+    """Results and payload names: x86_64's stay as they were before arm64 came."""
+    return name if arch == "x86_64" else f"{name}-{arch}"
+
+
 def boot_with(profile: str, parts: list[str], name: str, *, timeout: int, live: bool,
-              full: bool = False):
+              full: bool = False, arch: str = "x86_64"):
     t = treemod.tree_dir()
-    img = rootfs.ensure_image()
-    payload = suites.make_payload(name, parts, tree=t, arch=ARCH, profile=profile, full=full)
+    img = rootfs.ensure_image(arch)
+    env = {"KH_HW_PMU": "1"} if HW_PMU[arch] else None
+    payload = suites.make_payload(name, parts, tree=t, arch=arch, profile=profile, full=full,
+                                  env=env)
     out = cache_dir() / "results" / name
-    res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out, timeout=timeout,
-                     live=live)
+    res = guest.boot(build.kernel_image(arch, profile), img, payload, out, timeout=timeout,
+                     live=live, arch=arch)
     return res, out
 
 
@@ -97,43 +110,76 @@ def print_report(rep: Report, title: str) -> None:
     print(rep.summary())
 
 
+def test_arch(arch: str, args, rep: Report) -> None:
+    """One architecture's run of `make test` (see README: Suites)."""
+    profile = "debug-rust"
+    quick = args.quick and arch != "x86_64"
+    t, odir = prepare(profile, arch)
+    gates.symbols(odir, rep)
+    parts = QUICK_PARTS if quick else TEST_PARTS
+    res, out = boot_with(profile, parts, run_name("test", arch), timeout=args.timeout,
+                         live=False, full=args.full, arch=arch)
+    sections = guest_report(res, out, rep)
+    log(f"{arch} guest: {res.seconds:.0f}s under {res.accel}")
+    rep.extend(suites.eval_kunit(sections, KUNIT_REQUIRED))
+    base = suites.BASELINES / arch
+    rep.extend(suites.compare_with_baseline(suites.kselftest_cases(sections),
+                                            suites.load_baseline(base / "kselftest.tsv"),
+                                            "kselftest"))
+    if "perf-test" in parts:
+        pt_base = suites.load_baseline(base / ("perf-test-full.tsv" if args.full
+                                               else "perf-test.tsv"))
+        rep.extend(suites.compare_with_baseline(suites.perf_test_cases(sections), pt_base,
+                                                "perf test"))
+    rep.extend(suites.eval_smoke(sections, hw=HW_PMU[arch]))
+    if "stress" in parts:
+        rep.extend(suites.eval_stress(sections))
+    if "kmemleak" in parts:
+        rep.extend(suites.eval_kmemleak(sections))
+    if arch == "x86_64":
+        gates.clippy(t, odir, rep)
+
+
 def cmd_test(args) -> int:
     t0 = time.monotonic()
     rep = Report()
     rep.extend(host_unit_tests())
-    profile = "debug-rust"
-    t, odir = prepare(profile)
-    gates.symbols(odir, rep)
-    res, out = boot_with(profile, TEST_PARTS, "test",
-                         timeout=args.timeout, live=False, full=args.full)
-    sections = guest_report(res, out, rep)
-    rep.extend(suites.eval_kunit(sections, KUNIT_REQUIRED))
-    base = suites.BASELINES / ARCH
-    rep.extend(suites.compare_with_baseline(suites.kselftest_cases(sections),
-                                            suites.load_baseline(base / "kselftest.tsv"),
-                                            "kselftest"))
-    pt_base = suites.load_baseline(base / ("perf-test-full.tsv" if args.full else "perf-test.tsv"))
-    rep.extend(suites.compare_with_baseline(suites.perf_test_cases(sections), pt_base,
-                                            "perf test"))
-    rep.extend(suites.eval_smoke(sections))
-    rep.extend(suites.eval_stress(sections))
-    rep.extend(suites.eval_kmemleak(sections))
-    gates.rustfmt(t, odir, rep)
+    arches = parse_arches(args.arch)
+    for arch in arches:
+        ta = time.monotonic()
+        sub = Report()
+        test_arch(arch, args, sub)
+        # Case names carry the architecture when more than one runs.
+        if len(arches) > 1:
+            sub = suites.prefixed(sub, arch)
+        rep.extend(sub)
+        log(f"{arch}: {sub.summary()} ({time.monotonic() - ta:.0f}s)")
+    t = treemod.tree_dir()
+    gates.rustfmt(t, build.build_dir(arches[0], "debug-rust"), rep)
     pats = gates.exported_series(t, rep)
     gates.checkpatch(t, pats, rep)
-    gates.clippy(t, odir, rep)
     log(f"make test took {time.monotonic() - t0:.0f}s")
     print_report(rep, "summary")
     return 0 if not rep.failed else 1
 
 
+def parse_arches(spec: str) -> list[str]:
+    arches = [a.strip() for a in spec.split(",") if a.strip()]
+    for a in arches:
+        if a not in build.ARCHES:
+            raise KhError(f"unknown ARCH {a!r}: use {', '.join(build.ARCHES)} or a "
+                          "comma-separated list")
+    return arches
+
+
 def cmd_run(args) -> int:
-    profile = args.profile
-    prepare(profile)
-    res, out = boot_with(profile, ["smoke"], "run", timeout=args.timeout, live=True)
+    profile, arch = args.profile, args.arch
+    prepare(profile, arch)
+    res, out = boot_with(profile, ["smoke"], run_name("run", arch), timeout=args.timeout,
+                         live=True, arch=arch)
     rep = Report()
     sections = guest_report(res, out, rep)
-    rep.extend(suites.eval_smoke(sections))
+    rep.extend(suites.eval_smoke(sections, hw=HW_PMU[arch]))
     print_report(rep, "run")
     return 0 if not rep.failed else 1
 
@@ -141,22 +187,25 @@ def cmd_run(args) -> int:
 def cmd_baseline(args) -> int:
     """Regenerates the C-core baselines (kselftests, perf test) in the same guest."""
     profile = "debug-c"
-    t, _ = prepare(profile)
-    res, out = boot_with(profile, TEST_PARTS, "baseline",
-                         timeout=args.timeout, live=False, full=args.full)
+    arch = args.arch
+    if arch not in build.ARCHES:
+        raise KhError(f"make baseline takes one ARCH: {', '.join(build.ARCHES)}")
+    t, _ = prepare(profile, arch)
+    res, out = boot_with(profile, TEST_PARTS, run_name("baseline", arch),
+                         timeout=args.timeout, live=False, full=args.full, arch=arch)
     rep = Report()
     sections = guest_report(res, out, rep)
-    rep.extend(suites.eval_smoke(sections))
+    rep.extend(suites.eval_smoke(sections, hw=HW_PMU[arch]))
     rep.extend(suites.eval_stress(sections))
     rep.extend(suites.eval_kmemleak(sections))
     rep.extend(suites.eval_kunit(sections, ["hw_breakpoint", "rust_doctests_kernel"]))
-    base = suites.BASELINES / ARCH
+    base = suites.BASELINES / arch
     known = suites.load_baseline(base / "reasons.tsv")
     reasons = {k: v[1] for k, v in known.items()}
     flaky = {k: v[1] for k, v in known.items() if v[0] == "flaky"}
-    hdr = (f"Results on the unpatched C core (CONFIG_PERF_EVENTS_RUST_CORE=n), {ARCH} "
+    hdr = (f"Results on the unpatched C core (CONFIG_PERF_EVENTS_RUST_CORE=n), {arch} "
            f"QEMU {res.accel}, profile {profile}.\nRegenerate with `make baseline"
-           f"{' FULL=1' if args.full else ''}`. Reasons for non-passing cases come from "
+           f"{' ARCH=' + arch if arch != 'x86_64' else ''}{' FULL=1' if args.full else ''}`. Reasons for non-passing cases come from "
            "reasons.tsv, else from the test's own output.")
     suites.write_baseline(base / "kselftest.tsv", suites.kselftest_cases(sections), hdr, reasons,
                           flaky)
@@ -174,16 +223,26 @@ def main(argv=None) -> int:
     sub.add_parser("tree", help="materialise upstream + delta in the cache work tree")
     rf = sub.add_parser("refresh", help="copy commits of the work tree back into linux/ + patches/")
     rf.add_argument("--rev", default="HEAD", help="the commit to take (default: the work tree's HEAD)")
+    arch_help = "x86_64 (default) or arm64 (cross-built, QEMU -M virt -cpu max)"
     b = sub.add_parser("build", help="build a kernel profile")
     b.add_argument("--profile", default="debug-rust")
-    sub.add_parser("rootfs", help="build the guest root file system image")
+    b.add_argument("--arch", default="x86_64", choices=build.ARCHES, help=arch_help)
+    rfs = sub.add_parser("rootfs", help="build the guest root file system image")
+    rfs.add_argument("--arch", default="x86_64", choices=build.ARCHES, help=arch_help)
     r = sub.add_parser("run", help="the main job: boot and run perf stat/record/report")
     r.add_argument("--profile", default="debug-rust")
     r.add_argument("--timeout", type=int, default=900)
+    r.add_argument("--arch", default="x86_64", choices=build.ARCHES, help=arch_help)
     for name in ("test", "baseline"):
         s = sub.add_parser(name)
         s.add_argument("--full", action="store_true", help="every perf test, not the subset")
         s.add_argument("--timeout", type=int, default=3600)
+        s.add_argument("--arch", default="x86_64",
+                       help=arch_help + ("; test: a comma-separated list runs each in turn"
+                                         if name == "test" else ""))
+        if name == "test":
+            s.add_argument("--quick", action="store_true",
+                           help="arm64: the quick form (boot, KUnit, kselftests, smoke)")
     e = sub.add_parser("patches", help="export the delta as a git format-patch series")
     e.add_argument("--out", default=str(REPO / "out" / "series"))
     sub.add_parser("unit", help="the harness's own unit tests")
@@ -196,6 +255,10 @@ def main(argv=None) -> int:
     bn.add_argument("--rounds", type=int, default=10)
     bn.add_argument("--modes", default="icount,wall", help="icount and/or wall, comma-separated")
     args = p.parse_args(argv)
+    # `make test ARCH=arm64` puts ARCH into the environment and MAKEFLAGS of every make we
+    # start: the kernel and selftest builds get their ARCH from us, explicitly, instead.
+    for k in ("ARCH", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKELEVEL"):
+        os.environ.pop(k, None)
     try:
         if args.cmd == "toolchain":
             toolchain.install()
@@ -205,9 +268,9 @@ def main(argv=None) -> int:
             treemod.refresh(args.rev)
         elif args.cmd == "build":
             toolchain.install(bench=args.profile.startswith("bench"))
-            build.build(treemod.materialise(), ARCH, args.profile)
+            build.build(treemod.materialise(), args.arch, args.profile)
         elif args.cmd == "rootfs":
-            print(rootfs.ensure_image())
+            print(rootfs.ensure_image(args.arch))
         elif args.cmd == "run":
             return cmd_run(args)
         elif args.cmd == "test":

@@ -29,7 +29,7 @@ def changed_rust_files() -> list[str]:
 
 
 def rustfmt(tree: Path, odir: Path, rep: Report) -> None:
-    r = run([*build.make_args("x86_64", odir), "-C", tree, "rustfmtcheck"],
+    r = run([*build.make_args(build.arch_of(odir), odir), "-C", tree, "rustfmtcheck"],
             env=build.make_env(odir), capture=True, check=False)
     if r.returncode == 0:
         rep.ok("gate/rustfmtcheck")
@@ -40,7 +40,7 @@ def rustfmt(tree: Path, odir: Path, rep: Report) -> None:
 def clippy(tree: Path, odir: Path, rep: Report) -> None:
     """Builds the Rust core with CLIPPY=1; any clippy/rustc warning in a file of ours fails."""
     ours = changed_rust_files()
-    r = run([*build.make_args("x86_64", odir), "-C", tree, "CLIPPY=1",
+    r = run([*build.make_args(build.arch_of(odir), odir), "-C", tree, "CLIPPY=1",
              "kernel/events/rust_core/perf_rust_core.o"], env=build.make_env(odir), capture=True,
             check=False)
     text = r.stdout + r.stderr

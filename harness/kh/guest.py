@@ -1,5 +1,13 @@
-"""Boots a kernel in QEMU with the Debian rootfs and a payload disk; captures both serial
-ports: ttyS0 is the kernel console, ttyS1 the results channel of the guest scripts."""
+"""Boots a kernel in QEMU with the Debian rootfs and a payload disk; captures two channels:
+the kernel console and the results channel of the guest scripts.
+
+x86_64: `-M pc`, console ttyS0, results ttyS1 (the second 8250 UART); KVM if it really runs
+guests here, else TCG.
+arm64: `-M virt -cpu max` under TCG, console ttyAMA0 (the virt machine's one PL011), results
+hvc0 (a virtio console). Always with `-icount shift=0,sleep=off`: QEMU's emulated PMUv3 counts
+instructions (INST_RETIRED) only in precise icount mode, and then one instruction is one
+nanosecond of guest time (CPU_CYCLES counts at 1 GHz of that time), so a known loop has a
+known count."""
 
 from __future__ import annotations
 
@@ -13,8 +21,9 @@ from pathlib import Path
 
 from .common import KhError, Stamp, cache_dir, log, warn
 
-CMDLINE = ("console=ttyS0,115200 root=/dev/vda rw init=/sbin/kh-init panic=-1 "
-           "loglevel=6 no_hash_pointers")
+CMDLINE = "root=/dev/vda rw init=/sbin/kh-init panic=-1 loglevel=6 no_hash_pointers"
+CONSOLE = {"x86_64": "console=ttyS0,115200", "arm64": "console=ttyAMA0"}
+QEMU = {"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
 
 
 @dataclass
@@ -54,12 +63,17 @@ def kvm_usable(kernel: Path) -> bool:
 
 def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: int,
          live: bool = False, smp: int = 2, mem: str = "2G", extra_cmdline: str = "",
-         icount: bool = False, quiet_kvm: bool = False) -> GuestResult:
+         icount: bool = False, quiet_kvm: bool = False, arch: str = "x86_64") -> GuestResult:
     outdir.mkdir(parents=True, exist_ok=True)
     con, res = outdir / "console.log", outdir / "results.log"
     for f in (con, res):
         f.unlink(missing_ok=True)
-    if not icount and kvm_usable(kernel):
+    if arch == "arm64":
+        accel = ["-M", "virt", "-accel", "tcg", "-icount", "shift=0,sleep=off", "-cpu", "max"]
+        name = "tcg icount"
+        channels = ["-serial", f"file:{con}", "-chardev", f"file,id=khres,path={res}",
+                    "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=khres"]
+    elif not icount and kvm_usable(kernel):
         accel = ["-accel", "kvm", "-cpu", "host"]
         name = "kvm"
     else:
@@ -71,12 +85,14 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
         else:
             accel = ["-accel", "tcg,thread=multi", "-cpu", "max"]
         name = "tcg" + (" icount" if icount else "")
-    cmd = ["qemu-system-x86_64", *accel, "-smp", str(smp), "-m", mem, "-display", "none",
+    if arch != "arm64":
+        channels = ["-serial", f"file:{con}", "-serial", f"file:{res}"]
+    cmd = [QEMU[arch], *accel, "-smp", str(smp), "-m", mem, "-display", "none",
            "-monitor", "none", "-no-reboot", "-kernel", str(kernel),
-           "-append", f"{CMDLINE} {extra_cmdline}".strip(),
+           "-append", f"{CONSOLE[arch]} {CMDLINE} {extra_cmdline}".strip(),
            "-drive", f"file={rootfs},if=virtio,format=raw,snapshot=on",
            "-drive", f"file={payload},if=virtio,format=raw,snapshot=on",
-           "-serial", f"file:{con}", "-serial", f"file:{res}"]
+           *channels]
     if not quiet_kvm:
         log(f"booting {kernel} under {name} (timeout {timeout}s)")
     t0 = time.monotonic()
@@ -119,6 +135,7 @@ def tail(text: str, n: int = 40) -> str:
     return "\n".join(text.rstrip().split("\n")[-n:])
 
 
-def qemu_available() -> None:
-    if not shutil.which("qemu-system-x86_64"):
-        raise KhError("qemu-system-x86_64 not found (Debian package qemu-system-x86)")
+def qemu_available(arch: str = "x86_64") -> None:
+    if not shutil.which(QEMU[arch]):
+        pkg = "qemu-system-x86" if arch == "x86_64" else "qemu-system-arm"
+        raise KhError(f"{QEMU[arch]} not found (Debian package {pkg})")

@@ -149,6 +149,18 @@ def parse_perf_stat(text: str) -> dict[str, float | None]:
     return out
 
 
+def parse_loop_csv(text: str) -> dict[int, dict[str, list[float | None]]]:
+    """Lines 'kh-loop N: <perf stat -x, line>' (guest/smoke.sh): N -> event -> the values of
+    each run (None when not counted or not supported). Event names lose their modifiers."""
+    out: dict[int, dict[str, list[float | None]]] = {}
+    for m in re.finditer(r"^kh-loop (\d+): ([^,\n]*),[^,\n]*,([^,\n]+)", strip_ansi(text), re.M):
+        val, ev = m.group(2).strip(), m.group(3).strip()
+        ev = re.sub(r"^[^/]+/([^/]+)/\w*$", r"\1", ev).split(":")[0]
+        num = None if val.startswith("<") else float(val)
+        out.setdefault(int(m.group(1)), {}).setdefault(ev, []).append(num)
+    return out
+
+
 def parse_report_samples(text: str) -> int:
     """The sample count from `perf report --stdio` ('# Samples: 1K of event ...')."""
     m = re.search(r"^# Samples: ([\d.]+)([KM]?)\s+of event", text, re.M)

@@ -10,27 +10,69 @@ from .common import REPO, KhError, Stamp, cache_dir, hash_paths, log, run, versi
 GUEST = REPO / "guest"
 
 
-def rootfs_key() -> str:
+# Debian's name of each architecture the harness boots.
+DEB_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+def rootfs_key(arch: str = "x86_64") -> str:
     g = versions()["guest"]
-    return hash_paths([], extra=repr(sorted(g.items())) + versions()["apt"]["mirror"])
+    extra = repr(sorted(g.items())) + versions()["apt"]["mirror"]
+    if arch != "x86_64":
+        extra += " " + arch
+    return hash_paths([], extra=extra)
 
 
-def ensure_rootfs_dir() -> Path:
-    """debootstrap (minbase) + linux-perf, cached by the [guest] pins."""
+def _suffix(arch: str) -> str:
+    """Cache names of the x86_64 guest stay as they were before arm64 came."""
+    return "" if arch == "x86_64" else f"-{arch}"
+
+
+def binfmt_aarch64() -> None:
+    """Lets the host run arm64 programs (debootstrap's second stage, apt and perf in the
+    chroot) through qemu-user-static's binfmt_misc entry: mounts binfmt_misc if needed and
+    registers the entry the package ships if it is not registered yet."""
+    if not (BINFMT / "register").exists():
+        run(["mount", "-t", "binfmt_misc", "binfmt_misc", BINFMT], capture=True)
+    if (BINFMT / "qemu-aarch64").exists():
+        return
+    conf = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
+    if not conf.exists():
+        raise KhError(f"{conf} not found (Debian package qemu-user-static)")
+    try:
+        (BINFMT / "register").write_text(conf.read_text().strip())
+    except OSError as e:
+        raise KhError(f"cannot register qemu-aarch64 with binfmt_misc: {e}") from e
+
+
+def ensure_rootfs_dir(arch: str = "x86_64") -> Path:
+    """debootstrap (minbase) + linux-perf, cached by the [guest] pins. A foreign
+    architecture is bootstrapped with --foreign and finished in the chroot through
+    qemu-user-static."""
     g = versions()["guest"]
     mirror = versions()["apt"]["mirror"]
-    base = cache_dir() / "rootfs"
+    base = cache_dir() / f"rootfs{_suffix(arch)}"
     d = base / "dir"
     stamp = Stamp(base / "stamp")
-    key = rootfs_key()
+    key = rootfs_key(arch)
     if stamp.ok(key) and d.exists():
         return d
     if d.exists():
         shutil.rmtree(d)
     base.mkdir(parents=True, exist_ok=True)
-    log(f"building the guest rootfs: debootstrap {g['suite']} + {g['perf_package']} "
+    log(f"building the {arch} guest rootfs: debootstrap {g['suite']} + {g['perf_package']} "
         f"{g['perf_version']}")
-    run(["debootstrap", "--variant=minbase", g["suite"], d, mirror], capture=True)
+    if arch == "x86_64":
+        run(["debootstrap", "--variant=minbase", g["suite"], d, mirror], capture=True)
+    else:
+        binfmt_aarch64()
+        run(["debootstrap", "--variant=minbase", f"--arch={DEB_ARCH[arch]}", "--foreign",
+             g["suite"], d, mirror], capture=True)
+        r = run(["chroot", d, "/debootstrap/debootstrap", "--second-stage"], capture=True,
+                check=False)
+        if r.returncode != 0:
+            raise KhError(f"{arch} rootfs: debootstrap's second stage failed under "
+                          f"qemu-user-static:\n{(r.stdout + r.stderr)[-2000:]}")
     (d / "etc/apt/sources.list").write_text(
         f"deb {mirror} {g['suite']} main\ndeb {mirror} {g['perf_suite']} main\n")
     shutil.copy("/etc/resolv.conf", d / "etc/resolv.conf")
@@ -51,12 +93,12 @@ def ensure_rootfs_dir() -> Path:
     return d
 
 
-def ensure_image() -> Path:
+def ensure_image(arch: str = "x86_64") -> Path:
     """An ext4 image of the rootfs plus our init (guest/init), rebuilt when either changes."""
-    d = ensure_rootfs_dir()
-    img = cache_dir() / "images" / "rootfs.ext4"
+    d = ensure_rootfs_dir(arch)
+    img = cache_dir() / "images" / f"rootfs{_suffix(arch)}.ext4"
     stamp = Stamp(img.with_suffix(".stamp"))
-    key = hash_paths([GUEST / "init"], extra=rootfs_key())
+    key = hash_paths([GUEST / "init"], extra=rootfs_key(arch))
     if stamp.ok(key) and img.exists():
         return img
     shutil.copy(GUEST / "init", d / "sbin" / "kh-init")

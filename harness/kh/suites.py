@@ -16,15 +16,23 @@ BASELINES = REPO / "baselines"
 
 # ----------------------------------------------------------------------------- payload
 
-def build_workload(dest: Path) -> None:
+# The guest programs and kselftests are built with gcc: the host's for x86_64, Debian's
+# cross compiler for arm64 (static, so they need nothing from the guest's libc).
+CROSS_COMPILE = {"x86_64": "", "arm64": "aarch64-linux-gnu-"}
+
+
+def build_workload(dest: Path, arch: str = "x86_64") -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-static", "-o", dest / "kh-workload",
+    cc = CROSS_COMPILE[arch] + "gcc"
+    run([cc, "-O1", "-g", "-fno-omit-frame-pointer", "-static", "-o", dest / "kh-workload",
          GUEST / "src" / "kh-workload.c"], capture=True)
-    run(["gcc", "-O2", "-Wall", "-static", "-o", dest / "kh-bench", GUEST / "src" / "kh-bench.c"],
+    run([cc, "-O2", "-Wall", "-static", "-o", dest / "kh-bench", GUEST / "src" / "kh-bench.c"],
         capture=True)
-    run(["gcc", "-O2", "-Wall", "-static", "-pthread",
+    run([cc, "-O2", "-Wall", "-static", "-pthread",
          "-I", REPO / "linux/tools/testing/selftests/perf_events", "-o", dest / "kh-stress",
          GUEST / "src" / "kh-stress.c"], capture=True)
+    run([cc, "-O2", "-Wall", "-static", "-o", dest / "kh-loop", GUEST / "src" / "kh-loop.c"],
+        capture=True)
 
 
 def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str]:
@@ -32,8 +40,9 @@ def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str
     hdr = build.headers(tree, arch, profile)
     out = cache_dir() / "selftests" / f"{arch}-{profile}"
     out.mkdir(parents=True, exist_ok=True)
+    cross = [f"ARCH={arch}", f"CROSS_COMPILE={CROSS_COMPILE[arch]}"] if arch != "x86_64" else []
     run(["make", "-s", "-C", tree / "tools/testing/selftests", "TARGETS=perf_events",
-         f"O={out}", f"KHDR_INCLUDES=-isystem {hdr}", "install",
+         *cross, f"O={out}", f"KHDR_INCLUDES=-isystem {hdr}", "install",
          f"INSTALL_PATH={out / 'install'}"], capture=True)
     src = out / "install" / "perf_events"
     dest.mkdir(parents=True, exist_ok=True)
@@ -59,7 +68,7 @@ def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch=
               "bench.sh", "kmemleak.sh", "stress-long.sh",
               "perf-test-subset.tsv"):
         shutil.copy2(GUEST / f, d / f)
-    build_workload(d / "bin")
+    build_workload(d / "bin", arch)
     if "kselftest" in parts or "stress-long" in parts:
         assert tree is not None
         build_selftests(tree, arch, profile, d / "selftests" / "perf_events")
@@ -72,6 +81,15 @@ def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch=
         main.append(f". /kh/{p}.sh")
     (d / "main.sh").write_text("\n".join(main) + "\n")
     return rootfs.make_payload(d, cache_dir() / "images" / f"payload-{name}.ext4")
+
+
+def prefixed(rep: "Report", prefix: str) -> "Report":
+    """The same results with every case name under `prefix/` (one run, several arches)."""
+    out = Report()
+    out.passed = [f"{prefix}/{n}" for n in rep.passed]
+    out.failed = [(f"{prefix}/{n}", w) for n, w in rep.failed]
+    out.skipped = [(f"{prefix}/{n}", w) for n, w in rep.skipped]
+    return out
 
 
 # ----------------------------------------------------------------------------- results
@@ -178,9 +196,59 @@ def check_section(sections: dict, name: str, rep: Report) -> parsers.Section | N
     return s
 
 
-def eval_smoke(sections: dict) -> Report:
-    """The main job's checks: perf stat counts, a group, record + report with samples."""
+# kh-loop N runs exactly 2 * N user instructions; the smoke run's instructions:u of
+# kh-loop N minus kh-loop 0 must be that within this fraction. Not exact because QEMU's
+# PMUv3 counts instructions from the global icount, so whatever the other vCPU runs while
+# the counter is on (a timer tick, say) counts too.
+LOOP_TOLERANCE = 0.01
+# QEMU's CPU_CYCLES runs at 1 GHz of guest time and, with -icount shift=0, one instruction
+# is one ns: the loop's cycles:u must be within this factor of its instructions:u.
+CYCLES_PER_INSN = (0.5, 2.0)
+
+
+def eval_hw(s: parsers.Section, rep: Report) -> None:
+    """arm64: perf stat -e cycles,instructions counts, and a loop of known length counted
+    within LOOP_TOLERANCE (see guest/smoke.sh)."""
+    st = parsers.parse_perf_stat(s.text)
+    m = re.search(r"^KH-LOOP-N (\d+)$", s.text, re.M)
+    n = int(m.group(1)) if m else 0
+    for ev in ("cycles", "instructions"):
+        v = next((val for k, val in st.items() if k == ev or k.endswith(f"/{ev}/")), None)
+        if s.rc == 0 and v is not None and v >= 2 * n > 0:
+            rep.ok(f"smoke/hw perf stat {ev}")
+        else:
+            rep.fail(f"smoke/hw perf stat {ev}", f"expected >= {2 * n} (the loop alone), got "
+                     f"{v} (rc={s.rc}):\n{s.text[-1500:]}")
+    runs = parsers.parse_loop_csv(s.text)
+
+    def loop(ev: str) -> float | None:
+        base, full = runs.get(0, {}).get(ev, []), runs.get(n, {}).get(ev, [])
+        if not base or not full or None in base + full:
+            return None
+        return min(full) - min(base)
+
+    insns, cycles = loop("instructions"), loop("cycles")
+    name = f"smoke/hw instructions:u of a {2 * n}-instruction loop within {LOOP_TOLERANCE:.0%}"
+    if insns is not None and n and abs(insns - 2 * n) <= LOOP_TOLERANCE * 2 * n:
+        rep.ok(name)
+    else:
+        rep.fail(name, f"counted {insns} (runs: {runs})")
+    lo, hi = CYCLES_PER_INSN
+    name = f"smoke/hw cycles:u of the loop {lo}..{hi} per instruction"
+    if cycles is not None and insns and lo <= cycles / insns <= hi:
+        rep.ok(name)
+    else:
+        rep.fail(name, f"cycles {cycles}, instructions {insns} (runs: {runs})")
+
+
+def eval_smoke(sections: dict, hw: bool = False) -> Report:
+    """The main job's checks: perf stat counts, a group, record + report with samples; with
+    hw (a guest with a hardware PMU), hardware events of a loop of known length."""
     rep = Report()
+    if hw:
+        s = check_section(sections, "smoke.hw", rep)
+        if s:
+            eval_hw(s, rep)
     s = check_section(sections, "smoke.stat", rep)
     if s:
         st = parsers.parse_perf_stat(s.text)

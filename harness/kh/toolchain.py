@@ -31,11 +31,13 @@ def ensure_path() -> None:
         os.environ["PATH"] = cb + ":" + os.environ.get("PATH", "")
 
 
-def install(bench: bool = False) -> None:
-    """The tests' toolchain; with bench=True also the bench profiles' LLVM."""
+def install(bench: bool = False, arch: str = "x86_64") -> None:
+    """The tests' toolchain; with bench=True also the bench profiles' LLVM; for arm64 also
+    QEMU's arm64 system and user emulators and gcc's arm64 cross compiler."""
     v = versions()["toolchain"]
     ensure_path()
-    missing = _missing_debs(v["apt"] + (v["bench_apt"] if bench else []))
+    missing = _missing_debs(v["apt"] + (v["bench_apt"] if bench else [])
+                            + (v["arm64_apt"] if arch == "arm64" else []))
     if missing:
         if os.geteuid() != 0:
             raise KhError("missing Debian packages (run as root or install them): "
@@ -66,6 +68,8 @@ def install(bench: bool = False) -> None:
         run(["cargo", "install", "--locked", "bindgen-cli", "--version", want])
     llvms = [v["llvm"]] + ([v["bench_llvm"]] if bench else [])
     for tool in ([f"{t}{s}" for s in llvms for t in ("clang", "ld.lld", "llvm-link")]
-                 + ["qemu-system-x86_64", "debootstrap", "mkfs.ext4"]):
+                 + ["qemu-system-x86_64", "debootstrap", "mkfs.ext4"]
+                 + (["qemu-system-aarch64", "qemu-aarch64-static", "aarch64-linux-gnu-gcc"]
+                    if arch == "arm64" else [])):
         if not shutil.which(tool):
             raise KhError(f"{tool} not found after installing the toolchain")
