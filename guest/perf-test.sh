@@ -11,6 +11,8 @@ perf_test_numbers() {
 }
 perf_test_run() {
 	local nums
+	# arm64: let user space read the PMU counters (mmap interface tests 2-5); off by default.
+	[ -w /proc/sys/kernel/perf_user_access ] && echo 1 >/proc/sys/kernel/perf_user_access
 	nums=$(perf_test_numbers | tr '\n' ' ')
 	echo "# perf test numbers: $nums"
 	if [ -z "${nums// /}" ]; then

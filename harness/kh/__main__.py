@@ -23,6 +23,11 @@ QUICK_PARTS = ["kunit", "kselftest", "smoke"]
 # The arm64 guest has a hardware PMU (QEMU's emulated PMUv3): the smoke run adds
 # `perf stat -e cycles,instructions` of a loop of known length.
 HW_PMU = {"x86_64": False, "arm64": True}
+# arm64 CPU models and what their PMU does with config1 "long" events (arm_pmu's
+# chained_events prints it): -cpu max has PMUv3p5, 64-bit event counters; a second, short
+# boot on a Cortex-A57 (PMUv3, 32-bit counters) runs arm_pmu and the smoke run where the
+# driver chains counter pairs.
+ARM64_CPUS = [("max", "64-bit"), ("cortex-a57", "chained")]
 
 
 def host_unit_tests() -> Report:
@@ -63,16 +68,24 @@ def run_name(name: str, arch: str) -> str:
 
 
 def boot_with(profile: str, parts: list[str], name: str, *, timeout: int, live: bool,
-              full: bool = False, arch: str = "x86_64"):
+              full: bool = False, arch: str = "x86_64", cpu: str = "max",
+              env: dict | None = None):
     t = treemod.tree_dir()
     img = rootfs.ensure_image(arch)
-    env = {"KH_HW_PMU": "1"} if HW_PMU[arch] else None
+    env = dict(env or {}, **({"KH_HW_PMU": "1"} if HW_PMU[arch] else {}))
     payload = suites.make_payload(name, parts, tree=t, arch=arch, profile=profile, full=full,
                                   env=env)
     out = cache_dir() / "results" / name
     res = guest.boot(build.kernel_image(arch, profile), img, payload, out, timeout=timeout,
-                     live=live, arch=arch)
+                     live=live, arch=arch, cpu=cpu)
     return res, out
+
+
+def cpu_variant(profile: str, arch: str, cpu: str, timeout: int):
+    """The short boot on a second CPU model: arm_pmu and the smoke run."""
+    return boot_with(profile, ["kselftest", "smoke"], run_name(f"{profile}-{cpu}", arch),
+                     timeout=timeout, live=False, arch=arch, cpu=cpu,
+                     env={"KH_KSELFTESTS": "arm_pmu"})
 
 
 def guest_report(res, out: Path, rep: Report) -> dict:
@@ -137,6 +150,18 @@ def test_arch(arch: str, args, rep: Report) -> None:
         rep.extend(suites.eval_stress(sections))
     if "kmemleak" in parts:
         rep.extend(suites.eval_kmemleak(sections))
+    if arch == "arm64":
+        rep.extend(suites.eval_long_events(sections, ARM64_CPUS[0][1]))
+        for cpu, kind in ARM64_CPUS[1:]:
+            res, out = cpu_variant(profile, arch, cpu, args.timeout)
+            sub = Report()
+            sections = guest_report(res, out, sub)
+            sub.extend(suites.compare_with_baseline(
+                suites.kselftest_cases(sections),
+                suites.load_baseline(base / f"kselftest-{cpu}.tsv"), "kselftest"))
+            sub.extend(suites.eval_smoke(sections, hw=True))
+            sub.extend(suites.eval_long_events(sections, kind))
+            rep.extend(suites.prefixed(sub, cpu))
     if arch == "x86_64":
         gates.clippy(t, odir, rep)
 
@@ -219,6 +244,18 @@ def cmd_baseline(args) -> int:
                           reasons, flaky)
     suites.write_baseline(base / ("perf-test-full.tsv" if args.full else "perf-test.tsv"),
                           suites.perf_test_cases(sections), hdr, reasons, flaky)
+    if arch == "arm64":
+        rep.extend(suites.eval_long_events(sections, ARM64_CPUS[0][1]))
+        for cpu, kind in ARM64_CPUS[1:]:
+            res, out = cpu_variant(profile, arch, cpu, args.timeout)
+            sub = Report()
+            sections = guest_report(res, out, sub)
+            sub.extend(suites.eval_smoke(sections, hw=True))
+            sub.extend(suites.eval_long_events(sections, kind))
+            rep.extend(suites.prefixed(sub, cpu))
+            suites.write_baseline(base / f"kselftest-{cpu}.tsv", suites.kselftest_cases(sections),
+                                  hdr.replace("tcg icount", f"tcg icount -cpu {cpu}"), reasons,
+                                  flaky)
     print_report(rep, "baseline guest")
     print(f"baselines written to {base}")
     return 0 if not rep.failed else 1

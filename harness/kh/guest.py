@@ -4,10 +4,11 @@ the kernel console and the results channel of the guest scripts.
 x86_64: `-M pc`, console ttyS0, results ttyS1 (the second 8250 UART); KVM if it really runs
 guests here, else TCG.
 arm64: `-M virt -cpu max` under TCG, console ttyAMA0 (the virt machine's one PL011), results
-hvc0 (a virtio console). Always with `-icount shift=0,sleep=off`: QEMU's emulated PMUv3 counts
-instructions (INST_RETIRED) only in precise icount mode, and then one instruction is one
-nanosecond of guest time (CPU_CYCLES counts at 1 GHz of that time), so a known loop has a
-known count."""
+hvc0 (a virtio console). Always with `-icount shift=2,sleep=off` (ARM64_ICOUNT_SHIFT): QEMU's
+emulated PMUv3 counts instructions (INST_RETIRED) only in precise icount mode, so a known
+loop has a known count; one instruction is then 2^shift ns of guest time and CPU_CYCLES
+counts that time at 1 GHz. shift=0 (1 ns) made guest time run 5-10 times slower than the
+wall clock here, and every test timeout with it; 4 ns is about the speed TCG runs at."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .common import KhError, Stamp, cache_dir, log, warn
 CMDLINE = "root=/dev/vda rw init=/sbin/kh-init panic=-1 loglevel=6 no_hash_pointers"
 CONSOLE = {"x86_64": "console=ttyS0,115200", "arm64": "console=ttyAMA0"}
 QEMU = {"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
+ARM64_ICOUNT_SHIFT = 2
 
 
 @dataclass
@@ -63,14 +65,16 @@ def kvm_usable(kernel: Path) -> bool:
 
 def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: int,
          live: bool = False, smp: int = 2, mem: str = "2G", extra_cmdline: str = "",
-         icount: bool = False, quiet_kvm: bool = False, arch: str = "x86_64") -> GuestResult:
+         icount: bool = False, quiet_kvm: bool = False, arch: str = "x86_64",
+         cpu: str = "max") -> GuestResult:
     outdir.mkdir(parents=True, exist_ok=True)
     con, res = outdir / "console.log", outdir / "results.log"
     for f in (con, res):
         f.unlink(missing_ok=True)
     if arch == "arm64":
-        accel = ["-M", "virt", "-accel", "tcg", "-icount", "shift=0,sleep=off", "-cpu", "max"]
-        name = "tcg icount"
+        accel = ["-M", "virt", "-accel", "tcg", "-icount",
+                 f"shift={ARM64_ICOUNT_SHIFT},sleep=off", "-cpu", cpu]
+        name = "tcg icount" + (f" -cpu {cpu}" if cpu != "max" else "")
         channels = ["-serial", f"file:{con}", "-chardev", f"file,id=khres,path={res}",
                     "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=khres"]
     elif not icount and kvm_usable(kernel):

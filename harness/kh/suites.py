@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import build, parsers, rootfs
+from . import build, guest, parsers, rootfs
 from .common import REPO, KhError, cache_dir, run
 
 GUEST = REPO / "guest"
@@ -201,9 +201,9 @@ def check_section(sections: dict, name: str, rep: Report) -> parsers.Section | N
 # PMUv3 counts instructions from the global icount, so whatever the other vCPU runs while
 # the counter is on (a timer tick, say) counts too.
 LOOP_TOLERANCE = 0.01
-# QEMU's CPU_CYCLES runs at 1 GHz of guest time and, with -icount shift=0, one instruction
-# is one ns: the loop's cycles:u must be within this factor of its instructions:u.
-CYCLES_PER_INSN = (0.5, 2.0)
+# QEMU's CPU_CYCLES runs at 1 GHz of guest time and, with -icount shift=N, one instruction
+# is 2^N ns: the loop's cycles:u per instructions:u must be 2^N within this factor.
+CYCLES_FACTOR = 2.0
 
 
 def eval_hw(s: parsers.Section, rep: Report) -> None:
@@ -233,12 +233,28 @@ def eval_hw(s: parsers.Section, rep: Report) -> None:
         rep.ok(name)
     else:
         rep.fail(name, f"counted {insns} (runs: {runs})")
-    lo, hi = CYCLES_PER_INSN
-    name = f"smoke/hw cycles:u of the loop {lo}..{hi} per instruction"
+    per = 2 ** guest.ARM64_ICOUNT_SHIFT
+    lo, hi = per / CYCLES_FACTOR, per * CYCLES_FACTOR
+    name = f"smoke/hw cycles:u of the loop {lo:g}..{hi:g} per instruction"
     if cycles is not None and insns and lo <= cycles / insns <= hi:
         rep.ok(name)
     else:
         rep.fail(name, f"cycles {cycles}, instructions {insns} (runs: {runs})")
+
+
+def eval_long_events(sections: dict, want: str) -> Report:
+    """arm_pmu's chained_events says how the PMU gave config1 "long" events: as chained
+    counter pairs or as 64-bit counters; the CPU model decides which (see ARM64_CPUS)."""
+    rep = Report()
+    name = f"arm_pmu/long events are {want}"
+    s = check_section(sections, "kselftest.arm_pmu", rep)
+    if s:
+        m = re.search(r"KH-ARM-PMU-LONG (\S+)", s.text)
+        if m and m.group(1) == want:
+            rep.ok(name)
+        else:
+            rep.fail(name, f"arm_pmu says {m.group(0) if m else 'nothing'}")
+    return rep
 
 
 def eval_smoke(sections: dict, hw: bool = False) -> Report:
