@@ -81,11 +81,17 @@ def boot_with(profile: str, parts: list[str], name: str, *, timeout: int, live: 
     return res, out
 
 
-def cpu_variant(profile: str, arch: str, cpu: str, timeout: int):
-    """The short boot on a second CPU model: arm_pmu and the smoke run."""
-    return boot_with(profile, ["kselftest", "smoke"], run_name(f"{profile}-{cpu}", arch),
-                     timeout=timeout, live=False, arch=arch, cpu=cpu,
-                     env={"KH_KSELFTESTS": "arm_pmu"})
+def cpu_variant(profile: str, arch: str, cpu: str, kind: str, timeout: int):
+    """The short boot on a second CPU model (arm_pmu and the smoke run): its report, with
+    the smoke run and the long-event kind checked, and its sections."""
+    res, out = boot_with(profile, ["kselftest", "smoke"], run_name(f"{profile}-{cpu}", arch),
+                         timeout=timeout, live=False, arch=arch, cpu=cpu,
+                         env={"KH_KSELFTESTS": "arm_pmu"})
+    rep = Report()
+    sections = guest_report(res, out, rep)
+    rep.extend(suites.eval_smoke(sections, hw=True))
+    rep.extend(suites.eval_long_events(sections, kind))
+    return rep, sections
 
 
 def guest_report(res, out: Path, rep: Report) -> dict:
@@ -153,14 +159,10 @@ def test_arch(arch: str, args, rep: Report) -> None:
     if arch == "arm64":
         rep.extend(suites.eval_long_events(sections, ARM64_CPUS[0][1]))
         for cpu, kind in ARM64_CPUS[1:]:
-            res, out = cpu_variant(profile, arch, cpu, args.timeout)
-            sub = Report()
-            sections = guest_report(res, out, sub)
+            sub, sections = cpu_variant(profile, arch, cpu, kind, args.timeout)
             sub.extend(suites.compare_with_baseline(
                 suites.kselftest_cases(sections),
                 suites.load_baseline(base / f"kselftest-{cpu}.tsv"), "kselftest"))
-            sub.extend(suites.eval_smoke(sections, hw=True))
-            sub.extend(suites.eval_long_events(sections, kind))
             rep.extend(suites.prefixed(sub, cpu))
     if arch == "x86_64":
         gates.clippy(t, odir, rep)
@@ -232,8 +234,9 @@ def cmd_baseline(args) -> int:
     flaky = {k: v[1] for k, v in known.items() if v[0] == "flaky"}
     hdr = (f"Results on the unpatched C core (CONFIG_PERF_EVENTS_RUST_CORE=n), {arch} "
            f"QEMU {res.accel}, profile {profile}.\nRegenerate with `make baseline"
-           f"{' ARCH=' + arch if arch != 'x86_64' else ''}{' FULL=1' if args.full else ''}`. Reasons for non-passing cases come from "
-           "reasons.tsv, else from the test's own output.")
+           f"{' ARCH=' + arch if arch != 'x86_64' else ''}{' FULL=1' if args.full else ''}`. "
+           "Reasons for non-passing cases come from reasons.tsv, else from the test's own "
+           "output.")
     suites.write_baseline(base / "kselftest.tsv", suites.kselftest_cases(sections), hdr, reasons,
                           flaky)
     # KUnit: only the cases that do not pass on the C core (the Rust core's own suites do not
@@ -247,11 +250,7 @@ def cmd_baseline(args) -> int:
     if arch == "arm64":
         rep.extend(suites.eval_long_events(sections, ARM64_CPUS[0][1]))
         for cpu, kind in ARM64_CPUS[1:]:
-            res, out = cpu_variant(profile, arch, cpu, args.timeout)
-            sub = Report()
-            sections = guest_report(res, out, sub)
-            sub.extend(suites.eval_smoke(sections, hw=True))
-            sub.extend(suites.eval_long_events(sections, kind))
+            sub, sections = cpu_variant(profile, arch, cpu, kind, args.timeout)
             rep.extend(suites.prefixed(sub, cpu))
             suites.write_baseline(base / f"kselftest-{cpu}.tsv", suites.kselftest_cases(sections),
                                   hdr.replace("tcg icount", f"tcg icount -cpu {cpu}"), reasons,

@@ -78,6 +78,50 @@ class Smoke(unittest.TestCase):
         self.assertIn("smoke/record+report", names)
 
 
+HW = """
+ Performance counter stats for '/kh/bin/kh-loop 10000000':
+
+          82654321      cycles
+          20663080      instructions
+
+KH-LOOP-N 10000000
+kh-loop 0: 49748,,cycles:u,16041696,100.00,,
+kh-loop 0: 12437,,instructions:u,16041696,100.00,,
+kh-loop 10000000: 80103032,,cycles:u,37542752,100.00,,
+kh-loop 10000000: 20012542,,instructions:u,37542752,100.00,,
+"""
+
+
+class HardwareSmoke(unittest.TestCase):
+    def sec(self, text, rc=0):
+        return Section("smoke.hw", rc, text.split("\n"))
+
+    def test_loop_counted(self):
+        rep = suites.Report()
+        suites.eval_hw(self.sec(HW), rep)
+        self.assertEqual(rep.failed, [])
+        self.assertEqual(len(rep.passed), 4)
+
+    def test_loop_off_by_two_percent_fails(self):
+        rep = suites.Report()
+        suites.eval_hw(self.sec(HW.replace("20012542,,instructions", "20412542,,instructions")),
+                       rep)
+        self.assertEqual([n for n, _ in rep.failed],
+                         ["smoke/hw instructions:u of a 20000000-instruction loop within 1%"])
+
+    def test_not_supported_fails(self):
+        rep = suites.Report()
+        suites.eval_hw(self.sec(HW.replace("20012542,,instructions", "<not supported>,,"
+                                           "instructions")), rep)
+        self.assertEqual(len(rep.failed), 2)
+
+    def test_long_events_kind(self):
+        text = "# KH-ARM-PMU-LONG chained (a group holds 6 plain, 3 long events)\n"
+        secs = {"kselftest.arm_pmu": Section("kselftest.arm_pmu", 0, text.split("\n"))}
+        self.assertEqual(suites.eval_long_events(secs, "chained").failed, [])
+        self.assertEqual(len(suites.eval_long_events(secs, "64-bit").failed), 1)
+
+
 class Config(unittest.TestCase):
     def test_fragment_and_check(self):
         with tempfile.TemporaryDirectory() as d:

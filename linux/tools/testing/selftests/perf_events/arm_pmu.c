@@ -253,15 +253,20 @@ static int count_records(struct perf_event_mmap_page *pg, size_t data_size, uint
 	return n;
 }
 
+static FILE *sysctl_open(const char *name, const char *mode)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/proc/sys/kernel/%s", name);
+	return fopen(path, mode);
+}
+
 /* Reads a sysctl of kernel/ into @buf (NUL-terminated); 0 on success. */
 static int sysctl_get(const char *name, char *buf, size_t len)
 {
-	char path[128];
-	FILE *f;
+	FILE *f = sysctl_open(name, "r");
 	int ok;
 
-	snprintf(path, sizeof(path), "/proc/sys/kernel/%s", name);
-	f = fopen(path, "r");
 	if (!f)
 		return -1;
 	ok = fgets(buf, len, f) != NULL;
@@ -271,46 +276,13 @@ static int sysctl_get(const char *name, char *buf, size_t len)
 
 static int sysctl_set(const char *name, const char *val)
 {
-	char path[128];
-	FILE *f;
+	FILE *f = sysctl_open(name, "w");
 	int ret;
 
-	snprintf(path, sizeof(path), "/proc/sys/kernel/%s", name);
-	f = fopen(path, "w");
 	if (!f)
 		return -1;
 	ret = fputs(val, f) < 0 ? -1 : 0;
 	return fclose(f) || ret ? -1 : 0;
-}
-
-TEST(chained_events)
-{
-	struct perf_event_attr attr;
-	char name[256];
-	uint64_t run, en, n;
-	int type, plain, lng, fd;
-
-	SKIP_WITHOUT_PMUV3(type, name);
-
-	plain = max_group(_metadata, type, 0);
-	lng = max_group(_metadata, type, 1);
-	ASSERT_LT(1, plain) TH_LOG("a group of INST_RETIRED events holds %d", plain);
-	/* 32-bit counters: pairs; 64-bit counters: one each. */
-	ASSERT_TRUE(lng == plain || lng == plain / 2)
-		TH_LOG("%d plain events fit a group but %d long ones", plain, lng);
-	ksft_print_msg("KH-ARM-PMU-LONG %s (a group holds %d plain, %d long events)\n",
-		       lng == plain ? "64-bit" : "chained", plain, lng);
-
-	/* A long event counts the loop as a plain one does. */
-	init_attr(&attr, type, INST_RETIRED, 1);
-	attr.pinned = 1;
-	fd = perf_open(&attr, 0, -1, -1);
-	ASSERT_LE(0, fd) TH_LOG("long INST_RETIRED: %s", strerror(errno));
-	n = loop_count(_metadata, fd, &run, &en);
-	EXPECT_TRUE(near(n, 2 * LOOP_N)) TH_LOG("long event: the loop counted %llu, not %lu",
-						(unsigned long long)n, 2 * LOOP_N);
-	EXPECT_EQ(en, run) TH_LOG("long event did not run all the time");
-	close(fd);
 }
 
 /* A sampling INST_RETIRED event (long or not) of the loop: one sample per period. */
