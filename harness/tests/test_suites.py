@@ -85,9 +85,9 @@ HW = """
           20663080      instructions
 
 KH-LOOP-N 10000000
-kh-loop 0: 49748,,cycles:u,16041696,100.00,,
+kh-loop 0: 12437,,cycles:u,16041696,100.00,,
 kh-loop 0: 12437,,instructions:u,16041696,100.00,,
-kh-loop 10000000: 80103032,,cycles:u,37542752,100.00,,
+kh-loop 10000000: 20012542,,cycles:u,37542752,100.00,,
 kh-loop 10000000: 20012542,,instructions:u,37542752,100.00,,
 """
 
