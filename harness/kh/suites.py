@@ -41,6 +41,9 @@ def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str
     out = cache_dir() / "selftests" / f"{arch}-{profile}"
     out.mkdir(parents=True, exist_ok=True)
     cross = [f"ARCH={arch}", f"CROSS_COMPILE={CROSS_COMPILE[arch]}"] if arch != "x86_64" else []
+    # Only what this tree installs: a program of an older tree (a test since removed) must
+    # not linger in the install directory and run.
+    shutil.rmtree(out / "install", ignore_errors=True)
     run(["make", "-s", "-C", tree / "tools/testing/selftests", "TARGETS=perf_events",
          *cross, f"O={out}", f"KHDR_INCLUDES=-isystem {hdr}", "install",
          f"INSTALL_PATH={out / 'install'}"], capture=True)
