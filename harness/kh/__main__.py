@@ -20,6 +20,11 @@ TEST_PARTS = ["kunit", "kselftest", "stress", "perf-test", "smoke", "kmemleak"]
 # The quick form of an arm64 run (QUICK=1, what CI runs next to x86_64's full run): boot,
 # KUnit, kselftests and the main job's smoke run with the hardware events.
 QUICK_PARTS = ["kunit", "kselftest", "smoke"]
+# Parts an architecture leaves out of the full run. arm64: the stress part, whose kh-stress
+# (cross-CPU perf_install_in_context() calls, migrations) stalls the guest under QEMU's
+# icount mode: a CPU waits in smp_call_function_single() for minutes (RCU stall reports),
+# on the C core as on the Rust core. x86_64 runs it.
+SKIP_PARTS = {"x86_64": set(), "arm64": {"stress"}}
 # The arm64 guest has a hardware PMU (QEMU's emulated PMUv3): the smoke run adds
 # `perf stat -e cycles,instructions` of a loop of known length.
 HW_PMU = {"x86_64": False, "arm64": True}
@@ -135,7 +140,7 @@ def test_arch(arch: str, args, rep: Report) -> None:
     quick = args.quick and arch != "x86_64"
     t, odir = prepare(profile, arch)
     gates.symbols(odir, rep)
-    parts = QUICK_PARTS if quick else TEST_PARTS
+    parts = [p for p in (QUICK_PARTS if quick else TEST_PARTS) if p not in SKIP_PARTS[arch]]
     res, out = boot_with(profile, parts, run_name("test", arch), timeout=args.timeout,
                          live=False, full=args.full, arch=arch)
     sections = guest_report(res, out, rep)
@@ -219,12 +224,14 @@ def cmd_baseline(args) -> int:
     if arch not in build.ARCHES:
         raise KhError(f"make baseline takes one ARCH: {', '.join(build.ARCHES)}")
     t, _ = prepare(profile, arch)
-    res, out = boot_with(profile, TEST_PARTS, run_name("baseline", arch),
+    parts = [p for p in TEST_PARTS if p not in SKIP_PARTS[arch]]
+    res, out = boot_with(profile, parts, run_name("baseline", arch),
                          timeout=args.timeout, live=False, full=args.full, arch=arch)
     rep = Report()
     sections = guest_report(res, out, rep)
     rep.extend(suites.eval_smoke(sections, hw=HW_PMU[arch]))
-    rep.extend(suites.eval_stress(sections))
+    if "stress" in parts:
+        rep.extend(suites.eval_stress(sections))
     rep.extend(suites.eval_kmemleak(sections))
     base = suites.BASELINES / arch
     rep.extend(suites.eval_kunit(sections, ["hw_breakpoint", "rust_doctests_kernel"],
