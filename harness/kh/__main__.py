@@ -67,9 +67,14 @@ def prepare(profile: str, arch: str = "x86_64") -> tuple[Path, Path]:
     return t, odir
 
 
+def arch_parts(arch: str, quick: bool = False) -> list[str]:
+    """The guest parts of one run: the quick or the full list, less what the arch skips."""
+    return [p for p in (QUICK_PARTS if quick else TEST_PARTS) if p not in SKIP_PARTS[arch]]
+
+
 def run_name(name: str, arch: str) -> str:
     """Results and payload names: x86_64's stay as they were before arm64 came."""
-    return name if arch == "x86_64" else f"{name}-{arch}"
+    return name + rootfs.arch_suffix(arch)
 
 
 def boot_with(profile: str, parts: list[str], name: str, *, timeout: int, live: bool,
@@ -140,7 +145,7 @@ def test_arch(arch: str, args, rep: Report) -> None:
     quick = args.quick and arch != "x86_64"
     t, odir = prepare(profile, arch)
     gates.symbols(odir, rep)
-    parts = [p for p in (QUICK_PARTS if quick else TEST_PARTS) if p not in SKIP_PARTS[arch]]
+    parts = arch_parts(arch, quick)
     res, out = boot_with(profile, parts, run_name("test", arch), timeout=args.timeout,
                          live=False, full=args.full, arch=arch)
     sections = guest_report(res, out, rep)
@@ -224,7 +229,7 @@ def cmd_baseline(args) -> int:
     if arch not in build.ARCHES:
         raise KhError(f"make baseline takes one ARCH: {', '.join(build.ARCHES)}")
     t, _ = prepare(profile, arch)
-    parts = [p for p in TEST_PARTS if p not in SKIP_PARTS[arch]]
+    parts = arch_parts(arch)
     res, out = boot_with(profile, parts, run_name("baseline", arch),
                          timeout=args.timeout, live=False, full=args.full, arch=arch)
     rep = Report()

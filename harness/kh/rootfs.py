@@ -23,7 +23,7 @@ def rootfs_key(arch: str = "x86_64") -> str:
     return hash_paths([], extra=extra)
 
 
-def _suffix(arch: str) -> str:
+def arch_suffix(arch: str) -> str:
     """Cache names of the x86_64 guest stay as they were before arm64 came."""
     return "" if arch == "x86_64" else f"-{arch}"
 
@@ -51,7 +51,7 @@ def ensure_rootfs_dir(arch: str = "x86_64") -> Path:
     qemu-user-static."""
     g = versions()["guest"]
     mirror = versions()["apt"]["mirror"]
-    base = cache_dir() / f"rootfs{_suffix(arch)}"
+    base = cache_dir() / f"rootfs{arch_suffix(arch)}"
     d = base / "dir"
     stamp = Stamp(base / "stamp")
     key = rootfs_key(arch)
@@ -96,7 +96,7 @@ def ensure_rootfs_dir(arch: str = "x86_64") -> Path:
 def ensure_image(arch: str = "x86_64") -> Path:
     """An ext4 image of the rootfs plus our init (guest/init), rebuilt when either changes."""
     d = ensure_rootfs_dir(arch)
-    img = cache_dir() / "images" / f"rootfs{_suffix(arch)}.ext4"
+    img = cache_dir() / "images" / f"rootfs{arch_suffix(arch)}.ext4"
     stamp = Stamp(img.with_suffix(".stamp"))
     key = hash_paths([GUEST / "init"], extra=rootfs_key(arch))
     if stamp.ok(key) and img.exists():
