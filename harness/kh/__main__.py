@@ -107,7 +107,11 @@ def cpu_variant(profile: str, arch: str, cpu: str, kind: str, timeout: int):
 def guest_report(res, out: Path, rep: Report) -> dict:
     sections, done = parsers.parse_sections(res.results)
     splats = parsers.find_splats(res.console)
-    if res.timed_out:
+    if res.hang:
+        rep.fail("guest/finished", res.hang + "; the console from the first stall report "
+                 "or the last 200 lines (sysrq l, w, t were sent):\n"
+                 + parsers.hang_evidence(res.console))
+    elif res.timed_out:
         rep.fail("guest/finished", "guest timed out; last console lines:\n"
                  + guest.tail(res.console) + "\nlast results lines:\n" + guest.tail(res.results))
     elif done is None:

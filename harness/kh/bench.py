@@ -145,8 +145,9 @@ def run(tree: Path, rounds: int, modes: list[str]) -> int:
                 sec = sections.get("bench")
                 vals = parse_bench(sec.text) if sec else {}
                 splats = parsers.find_splats(res.console)
-                if res.timed_out or not sec or sec.rc != 0 or splats or not vals:
-                    raise KhError(f"bench round {rnd + 1} ({mode}, {core}) failed; see {out}")
+                if res.timed_out or res.hang or not sec or sec.rc != 0 or splats or not vals:
+                    raise KhError(f"bench round {rnd + 1} ({mode}, {core}) failed"
+                                  + (f" ({res.hang})" if res.hang else "") + f"; see {out}")
                 for k, v in vals.items():
                     results[mode][core].setdefault(k, []).append(v)
         log(f"bench round {rnd + 1}/{rounds} done ({time.monotonic() - t0:.0f}s)")

@@ -14,19 +14,39 @@ cores; shift=0 runs every suite but the stress part (see __main__.SKIP_PARTS).""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .common import KhError, Stamp, cache_dir, log, warn
 
-CMDLINE = "root=/dev/vda rw init=/sbin/kh-init panic=-1 loglevel=6 no_hash_pointers"
+CMDLINE = ("root=/dev/vda rw init=/sbin/kh-init panic=-1 loglevel=6 no_hash_pointers "
+           "sysrq_always_enabled")
 CONSOLE = {"x86_64": "console=ttyS0,115200", "arm64": "console=ttyAMA0"}
 QEMU = {"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
 ARM64_ICOUNT_SHIFT = 0
+
+
+# The hang watchdog (see Watchdog). A stall report on the console: RCU's, the soft-lockup
+# detector's, the hung-task detector's.
+STALL_RE = re.compile(r"rcu: INFO: \S+ (?:self-)?detected stall|"
+                      r"rcu: INFO: \S+ detected stalls on CPUs|"
+                      r"BUG: soft lockup|INFO: task \S+ blocked for more than")
+# After a stall report, this long without a new line on the results channel is a hang.
+STALL_GRACE = 120
+# Without any stall report, this long without a new line on the results channel is a hang:
+# longer than the longest silent step of any suite (perf test's per-test limit, 300 s; the
+# fault_inject fork case, 300 s).
+NO_PROGRESS = 900
+# The sysrq keys sent when the watchdog fires: all CPUs' backtraces, then blocked tasks,
+# then every task; with the seconds to let each one drain to the console.
+SYSRQ_KEYS = (("l", 15), ("w", 15), ("t", 30))
 
 
 @dataclass
@@ -37,6 +57,149 @@ class GuestResult:
     timed_out: bool
     seconds: float
     accel: str
+    # Set when the watchdog stopped the guest: why, in which section, since when.
+    hang: str | None = None
+
+
+def open_section(results: str) -> str | None:
+    """The section the guest is in (a KH-BEGIN without its KH-END), if any."""
+    cur = None
+    for line in results.replace("\r", "").split("\n"):
+        m = re.match(r"^KH-BEGIN (\S+)$", line.rstrip())
+        if m:
+            cur = m.group(1)
+        elif cur is not None and re.search(rf"KH-END {re.escape(cur)} rc=\d+$", line.rstrip()):
+            cur = None
+    return cur
+
+
+class Watchdog:
+    """Decides when a guest hangs, from what the host sees: the console (stall reports) and
+    the results channel (progress). Pure: fed with the channel sizes and console text at
+    a time `now`; `verdict()` says why the guest is hung, or None.
+
+    - a stall report (STALL_RE) and then STALL_GRACE seconds without results output: hung
+      (a stall the guest recovers from still fails the console check, but lets the run go on);
+    - NO_PROGRESS seconds without results output, stall or not: hung."""
+
+    def __init__(self, start: float, *, grace: float = STALL_GRACE,
+                 no_progress: float = NO_PROGRESS):
+        self.grace, self.no_progress = grace, no_progress
+        self.last_progress = start
+        self.results_len = 0
+        self.stall_line: str | None = None
+        self.stall_seen_at: float | None = None
+        self.console_scanned = 0
+
+    def feed(self, now: float, console: str, results_len: int) -> None:
+        if results_len != self.results_len:
+            self.results_len = results_len
+            self.last_progress = now
+        if self.stall_line is None:
+            # Rescan from a little before the last end: a report may straddle two reads.
+            start = max(0, self.console_scanned - 200)
+            m = STALL_RE.search(console, start)
+            if m:
+                eol = console.find("\n", m.start())
+                bol = console.rfind("\n", 0, m.start()) + 1
+                self.stall_line = console[bol:eol if eol >= 0 else len(console)].strip()
+                self.stall_seen_at = now
+            self.console_scanned = len(console)
+
+    def verdict(self, now: float) -> str | None:
+        quiet = now - self.last_progress
+        if self.stall_line is not None and now - max(self.stall_seen_at, self.last_progress) \
+                >= self.grace:
+            return (f"stall reported on the console ({self.stall_line!r}) and no results "
+                    f"output for {quiet:.0f}s")
+        if quiet >= self.no_progress:
+            return f"no results output for {quiet:.0f}s"
+        return None
+
+
+class Console:
+    """The kernel console: QEMU serves the guest's console UART on a unix socket in telnet
+    mode (so that a telnet BREAK becomes a serial break, i.e. sysrq) and waits for us to
+    connect before it starts the guest; a thread copies what arrives into console.log."""
+
+    IAC = 255
+
+    def __init__(self, sock_path: Path, log_path: Path):
+        self.sock_path, self.log_path = sock_path, log_path
+        self.sock: socket.socket | None = None
+        self.thread: threading.Thread | None = None
+
+    def qemu_args(self) -> list[str]:
+        return ["-chardev", f"socket,id=khcon,path={self.sock_path},server=on,wait=on,"
+                "telnet=on", "-serial", "chardev:khcon"]
+
+    def connect(self, qemu: subprocess.Popen, timeout: float = 60) -> None:
+        t0 = time.monotonic()
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(str(self.sock_path))
+                break
+            except OSError:
+                s.close()
+                if qemu.poll() is not None or time.monotonic() - t0 > timeout:
+                    raise KhError("QEMU did not open its console socket "
+                                  f"{self.sock_path} (exit code {qemu.poll()})")
+                time.sleep(0.1)
+        self.sock = s
+        self.thread = threading.Thread(target=self._copy, daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def strip_telnet(cls, data: bytes, state: list[int]) -> bytes:
+        """Removes telnet commands (QEMU's option negotiation) from the stream. state[0]
+        carries a command cut between two reads: 0 in text, 1 after IAC, 2 after IAC
+        WILL/WONT/DO/DONT (the option byte comes next). IAC IAC is a literal 0xff."""
+        out = bytearray()
+        for b in data:
+            if state[0] == 1:
+                if b == cls.IAC:
+                    out.append(b)
+                    state[0] = 0
+                else:
+                    state[0] = 2 if b in (251, 252, 253, 254) else 0
+            elif state[0] == 2:
+                state[0] = 0
+            elif b == cls.IAC:
+                state[0] = 1
+            else:
+                out.append(b)
+        return bytes(out)
+
+    def _copy(self) -> None:
+        state = [0]
+        with open(self.log_path, "ab") as f:
+            while True:
+                try:
+                    data = self.sock.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                f.write(self.strip_telnet(data, state))
+                f.flush()
+
+    def sysrq(self, key: str) -> None:
+        """A serial break (telnet IAC BRK) and the key: the kernel's sysrq over serial."""
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendall(bytes([self.IAC, 243]))
+            time.sleep(1)
+            self.sock.sendall(key.encode())
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        if self.sock is not None:
+            self.sock.close()
 
 
 def kvm_usable(kernel: Path) -> bool:
@@ -67,7 +230,7 @@ def kvm_usable(kernel: Path) -> bool:
 def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: int,
          live: bool = False, smp: int = 2, mem: str = "2G", extra_cmdline: str = "",
          icount: bool = False, quiet_kvm: bool = False, arch: str = "x86_64",
-         cpu: str = "max") -> GuestResult:
+         cpu: str = "max", no_progress: float = NO_PROGRESS) -> GuestResult:
     outdir.mkdir(parents=True, exist_ok=True)
     con, res = outdir / "console.log", outdir / "results.log"
     for f in (con, res):
@@ -88,11 +251,14 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
         else:
             accel = ["-accel", "tcg,thread=multi", "-cpu", "max"]
         name = "tcg" + (" icount" if icount else "")
+    sock = outdir / "console.sock"
+    sock.unlink(missing_ok=True)
+    console_ch = Console(sock, con)
     if arch == "arm64":
-        channels = ["-serial", f"file:{con}", "-chardev", f"file,id=khres,path={res}",
+        channels = [*console_ch.qemu_args(), "-chardev", f"file,id=khres,path={res}",
                     "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=khres"]
     else:
-        channels = ["-serial", f"file:{con}", "-serial", f"file:{res}"]
+        channels = [*console_ch.qemu_args(), "-serial", f"file:{res}"]
     cmd = [QEMU[arch], *accel, "-smp", str(smp), "-m", mem, "-display", "none",
            "-monitor", "none", "-no-reboot", "-kernel", str(kernel),
            "-append", f"{CONSOLE[arch]} {CMDLINE} {extra_cmdline}".strip(),
@@ -104,27 +270,47 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
     t0 = time.monotonic()
     qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    try:
+        console_ch.connect(qemu)
+    except KhError:
+        qemu.kill()
+        out = qemu.communicate()[0] or ""
+        raise KhError(f"QEMU failed to start: {out.strip()[-2000:]}")
     pos = 0
     timed_out = False
+    hang = None
+    dog = Watchdog(t0, no_progress=no_progress)
     while True:
         try:
             qemu.wait(timeout=1)
             done = True
         except subprocess.TimeoutExpired:
             done = False
-        if live and res.exists():
+        rsize = res.stat().st_size if res.exists() else 0
+        if live and rsize > pos:
             data = res.read_bytes()
-            if len(data) > pos:
-                sys.stdout.write(data[pos:].decode(errors="replace"))
-                sys.stdout.flush()
-                pos = len(data)
+            sys.stdout.write(data[pos:].decode(errors="replace"))
+            sys.stdout.flush()
+            pos = len(data)
         if done:
             break
-        if time.monotonic() - t0 > timeout:
-            timed_out = True
+        now = time.monotonic()
+        dog.feed(now, con.read_text(errors="replace") if con.exists() else "", rsize)
+        why = dog.verdict(now)
+        if why is not None:
+            where = open_section(res.read_text(errors="replace") if res.exists() else "")
+            hang = f"guest hung in section {where or '(none)'}: {why}"
+            warn(hang + "; sending sysrq " + ", ".join(k for k, _ in SYSRQ_KEYS)
+                 + " and stopping it")
+            for key, wait in SYSRQ_KEYS:
+                console_ch.sysrq(key)
+                time.sleep(wait)
+        if hang is not None or now - t0 > timeout:
+            timed_out = hang is None
             qemu.kill()
             qemu.wait()
             break
+    console_ch.close()
     out = qemu.stdout.read() if qemu.stdout else ""
     dt = time.monotonic() - t0
     if qemu.returncode not in (0, None) and not timed_out:
@@ -134,7 +320,7 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
     results = res.read_text(errors="replace") if res.exists() else ""
     if not quiet_kvm or timed_out:
         log(f"guest ran {dt:.0f}s ({name}){' and TIMED OUT' if timed_out else ''}")
-    return GuestResult(console, results, qemu.returncode, timed_out, dt, name)
+    return GuestResult(console, results, qemu.returncode, timed_out, dt, name, hang)
 
 
 def tail(text: str, n: int = 40) -> str:

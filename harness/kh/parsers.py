@@ -193,3 +193,14 @@ def find_splats(console: str, context: int = 30) -> list[str]:
         else:
             i += 1
     return out
+
+
+def hang_evidence(console: str, limit: int = 400) -> str:
+    """What a hung guest's console says: from the first stall report (RCU, soft lockup,
+    hung task) on, else its last lines; at most `limit` lines, the sysrq dumps included."""
+    lines = strip_ansi(console).split("\n")
+    for i, line in enumerate(lines):
+        if re.search(r"rcu: INFO: |BUG: soft lockup|INFO: task \S+ blocked for more than",
+                     line):
+            return "\n".join(lines[i:i + limit])
+    return "\n".join(lines[-200:])

@@ -91,6 +91,8 @@ def run(tree: Path, minutes: int, core: str, kind: str = "stress") -> int:
                      timeout=minutes * 60 + 1800, smp=smp, mem="4G",
                      extra_cmdline="acpi=noirq" if kind == "stress" else "")
     c = evaluate(res.console, res.results, res.timed_out)
+    if res.hang:
+        c.problems.append(res.hang)
     for line in res.results.splitlines():
         if line.startswith(("KH-STRESS-ROUND", "KH-STRESS-SUM", "stress:")):
             print(line)
