@@ -9,13 +9,14 @@ import time
 import unittest
 from pathlib import Path
 
-from . import bench, build, gates, guest, parsers, rootfs, suites, toolchain
+from . import bench, build, gates, guest, hostcheck, parsers, rootfs, suites, toolchain
 from . import stress as stressmod, tree as treemod
 from .common import REPO, KhError, cache_dir, log
 from .suites import Report
 
-KUNIT_REQUIRED = ["hw_breakpoint", "rust_doctests_kernel", "perf_rust_core_ctx",
-                  "perf_rust_core_epc"]
+# KUnit suites that must run on every kernel; the Rust core's own suites are found in the
+# source with their case counts (suites.rust_kunit_suites()) and required on the Rust core.
+KUNIT_REQUIRED = ["hw_breakpoint", "rust_doctests_kernel"]
 TEST_PARTS = ["kunit", "kselftest", "stress", "perf-test", "smoke", "kmemleak"]
 # The quick form of an arm64 run (QUICK=1, what CI runs next to x86_64's full run): boot,
 # KUnit, kselftests and the main job's smoke run with the hardware events.
@@ -156,7 +157,8 @@ def test_arch(arch: str, args, rep: Report) -> None:
     log(f"{arch} guest: {res.seconds:.0f}s under {res.accel}")
     base = suites.BASELINES / arch
     rep.extend(suites.eval_kunit(sections, KUNIT_REQUIRED,
-                                 suites.load_baseline(base / "kunit.tsv")))
+                                 suites.load_baseline(base / "kunit.tsv"),
+                                 suites.rust_kunit_suites()))
     rep.extend(suites.compare_with_baseline(suites.kselftest_cases(sections),
                                             suites.load_baseline(base / "kselftest.tsv"),
                                             "kselftest"))
@@ -243,7 +245,7 @@ def cmd_baseline(args) -> int:
         rep.extend(suites.eval_stress(sections))
     rep.extend(suites.eval_kmemleak(sections))
     base = suites.BASELINES / arch
-    rep.extend(suites.eval_kunit(sections, ["hw_breakpoint", "rust_doctests_kernel"],
+    rep.extend(suites.eval_kunit(sections, KUNIT_REQUIRED,
                                  suites.load_baseline(base / "kunit.tsv")))
     known = suites.load_baseline(base / "reasons.tsv")
     reasons = {k: v[1] for k, v in known.items()}
@@ -279,7 +281,10 @@ def cmd_baseline(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="kh", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("toolchain", help="install/check the host toolchain")
+    tc = sub.add_parser("toolchain", help="install/check the host toolchain")
+    tc.add_argument("--all", action="store_true",
+                    help="also the bench LLVM and the arm64 tools")
+    sub.add_parser("hostcheck", help="the toolchain step on a minimal bookworm (chroot)")
     sub.add_parser("tree", help="materialise upstream + delta in the cache work tree")
     rf = sub.add_parser("refresh", help="copy commits of the work tree back into linux/ + patches/")
     rf.add_argument("--rev", default="HEAD", help="the commit to take (default: the work tree's HEAD)")
@@ -321,7 +326,12 @@ def main(argv=None) -> int:
         os.environ.pop(k, None)
     try:
         if args.cmd == "toolchain":
-            toolchain.install()
+            if args.all:
+                toolchain.install(bench=True, arch="arm64")
+            else:
+                toolchain.install()
+        elif args.cmd == "hostcheck":
+            return hostcheck.run_check()
         elif args.cmd == "tree":
             print(treemod.materialise())
         elif args.cmd == "refresh":

@@ -368,10 +368,34 @@ def kunit_cases(sections: dict) -> list[parsers.Case]:
     return parsers.parse_ktap(s.text, top="kunit") if s else []
 
 
+def rust_kunit_suites(root: Path | None = None) -> dict[str, int]:
+    """The Rust KUnit suites of our overlay and how many cases each declares: every
+    `#[kunit_tests(NAME)]` module of a .rs file under linux/ and the `#[test]` functions
+    after it (up to the next suite of the same file). Read from the source, so that a suite
+    or a case that stops running is noticed without a hand-kept list."""
+    root = root or REPO / "linux"
+    found: dict[str, int] = {}
+    for path in sorted(root.rglob("*.rs")):
+        suite = None
+        for line in path.read_text().split("\n"):
+            m = re.match(r"^\s*#\[kunit_tests\((\w+)\)\]", line)
+            if m:
+                suite = m.group(1)
+                if suite in found:
+                    raise KhError(f"KUnit suite {suite} declared twice ({path})")
+                found[suite] = 0
+            elif suite and re.match(r"^\s*#\[test\]", line):
+                found[suite] += 1
+    return found
+
+
 def eval_kunit(sections: dict, required: list[str],
-               known: dict[str, tuple[str, str]] | None = None) -> Report:
+               known: dict[str, tuple[str, str]] | None = None,
+               counts: dict[str, int] | None = None) -> Report:
     """Every KUnit case must pass, except those `known` (baselines/<arch>/kunit.tsv) to give
-    the same result on the C core, which count as skipped with the recorded reason."""
+    the same result on the C core, which count as skipped with the recorded reason. Each
+    suite of `required` must run; each of `counts` (rust_kunit_suites()) must run with as
+    many cases as its source declares."""
     rep = Report()
     if check_section(sections, "kunit", rep) is None:
         return rep
@@ -380,6 +404,14 @@ def eval_kunit(sections: dict, required: list[str],
     for r in required:
         if r not in suites:
             rep.fail(f"kunit/{r}", "suite did not run")
+    for r, want in sorted((counts or {}).items()):
+        got = sum(1 for c in cases if c.suite == r)
+        if r not in suites:
+            rep.fail(f"kunit/{r}", f"suite did not run (its source declares {want} cases)")
+        elif got != want:
+            rep.fail(f"kunit/{r} (cases)", f"{got} cases ran, its source declares {want}")
+        else:
+            rep.ok(f"kunit/{r} (cases)")
     for c in cases:
         name = f"kunit/{c.key}"
         if c.result == "pass":

@@ -279,3 +279,55 @@ class StressCounts(unittest.TestCase):
         from kh import stress
         c = stress.evaluate("", "KH-BEGIN stress-long\nstress: 30 min, 4 CPUs\n", True)
         self.assertTrue(any("did not finish" in p for p in c.problems))
+
+
+class RustKunitSuites(unittest.TestCase):
+    SRC = """//! a file
+#[kunit_tests(suite_a)]
+mod tests {
+    #[test]
+    fn one() {}
+
+    #[test]
+    fn two() {}
+}
+"""
+    KTAP = """KTAP version 1
+1..1
+    KTAP version 1
+    # Subtest: suite_a
+    1..2
+    ok 1 one
+    ok 2 two
+ok 1 suite_a
+"""
+
+    def test_counts_from_source(self):
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "k").mkdir()
+            (Path(d) / "k" / "a.rs").write_text(self.SRC)
+            (Path(d) / "b.rs").write_text("fn no_tests() {}\n")
+            self.assertEqual(suites.rust_kunit_suites(Path(d)), {"suite_a": 2})
+
+    def test_the_tree_declares_our_suites(self):
+        got = suites.rust_kunit_suites()
+        for s in ("perf_rust_core_ctx", "perf_rust_core_epc", "perf_rust_core_lookup",
+                  "perf_rust_core_event_lock"):
+            self.assertGreater(got.get(s, 0), 0, s)
+
+    def kunit(self, ktap):
+        return {"kunit": Section("kunit", 0, ktap.split("\n"))}
+
+    def test_all_cases_ran(self):
+        rep = suites.eval_kunit(self.kunit(self.KTAP), [], None, {"suite_a": 2})
+        self.assertEqual(rep.failed, [])
+        self.assertIn("kunit/suite_a (cases)", rep.passed)
+
+    def test_a_case_missing(self):
+        ktap = self.KTAP.replace("    1..2\n", "    1..1\n").replace("    ok 2 two\n", "")
+        rep = suites.eval_kunit(self.kunit(ktap), [], None, {"suite_a": 2})
+        self.assertIn("1 cases ran, its source declares 2", dict(rep.failed)["kunit/suite_a (cases)"])
+
+    def test_a_suite_missing(self):
+        rep = suites.eval_kunit(self.kunit(self.KTAP), [], None, {"suite_a": 2, "suite_b": 3})
+        self.assertIn("did not run", dict(rep.failed)["kunit/suite_b"])
