@@ -5,7 +5,7 @@ TIMEOUT ?= 3600
 FULL_FLAG := $(if $(FULL),--full,)
 PROFILE ?= debug-rust
 
-.PHONY: run test bench stress tree refresh build rootfs baseline patches unit toolchain clean help
+.PHONY: run test bench stress tree refresh build rootfs baseline patches unit toolchain hostcheck clean help
 
 help:
 	@sed -n 's/^## //p' README.md | head -40
@@ -29,6 +29,9 @@ stress:		## MINUTES (30) of parallel load under KASAN/lockdep/kmemleak; CORE=rus
 
 toolchain:	## install/check clang, rust-src, bindgen, QEMU, debootstrap
 	$(KH) toolchain
+
+hostcheck:	## the toolchain step in a minimal bookworm chroot: every host command we run is found
+	$(KH) hostcheck
 
 tree:		## materialise upstream + our delta in the cache work tree
 	$(KH) tree

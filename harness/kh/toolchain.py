@@ -20,6 +20,40 @@ def _missing_debs(pkgs: list[str]) -> list[str]:
     return missing
 
 
+# Every host command that something of ours runs, by who runs it. install() checks them all
+# after installing, so that a machine that lacks one fails here, naming it, and not a quarter
+# of an hour later in the middle of a build; `make hostcheck` proves on a minimal bookworm
+# (debootstrap --variant=minbase, plus HOST_PREREQS) that install() brings them all.
+HOST_COMMANDS = {
+    # harness/kh: upstream source, work tree, rootfs, guests
+    "harness": ["apt-get", "apt-cache", "dpkg-deb", "dpkg-query", "git", "tar", "xz",
+                "debootstrap", "chroot", "mount", "mkfs.ext4", "perl", "make",
+                "qemu-system-x86_64"],
+    # the kernel build (LLVM=-19, tinyconfig + our fragments, Rust) and its helpers
+    "kbuild": ["ccache", "flex", "bison", "bc", "awk", "sed", "cpio", "zstd", "xz", "gzip",
+               "perl", "python3", "rustc", "cargo", "rustfmt", "clippy-driver", "bindgen",
+               "depmod", "gcc", "ld"],
+    # tools/testing/selftests (lib.mk installs with rsync) and the guest programs
+    "selftests": ["rsync", "gcc", "make", "install", "find"],
+}
+HOST_COMMANDS_LLVM = ["clang", "ld.lld", "llvm-link", "llvm-ar", "llvm-nm", "llvm-objcopy",
+                      "llvm-strip", "llvm-readelf"]
+HOST_COMMANDS_ARM64 = ["qemu-system-aarch64", "qemu-aarch64-static", "aarch64-linux-gnu-gcc"]
+# What `make toolchain` itself needs before it can install anything: the documented host
+# requirements (README), besides rustup's toolchain.
+HOST_PREREQS = ["python3", "make", "ca-certificates"]
+
+
+def needed_commands(bench: bool = False, arch: str = "x86_64") -> list[str]:
+    v = versions()["toolchain"]
+    llvms = [v["llvm"]] + ([v["bench_llvm"]] if bench else [])
+    cmds = [c for group in HOST_COMMANDS.values() for c in group]
+    cmds += [f"{t}{s}" for s in llvms for t in HOST_COMMANDS_LLVM]
+    if arch == "arm64":
+        cmds += HOST_COMMANDS_ARM64
+    return sorted(set(cmds))
+
+
 def cargo_bin() -> Path:
     return Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo")) / "bin"
 
@@ -66,10 +100,7 @@ def install(bench: bool = False, arch: str = "x86_64") -> None:
     if have != want:
         log(f"installing bindgen-cli {want} from crates.io (have: {have or 'none'})")
         run(["cargo", "install", "--locked", "bindgen-cli", "--version", want])
-    llvms = [v["llvm"]] + ([v["bench_llvm"]] if bench else [])
-    for tool in ([f"{t}{s}" for s in llvms for t in ("clang", "ld.lld", "llvm-link")]
-                 + ["qemu-system-x86_64", "debootstrap", "mkfs.ext4"]
-                 + (["qemu-system-aarch64", "qemu-aarch64-static", "aarch64-linux-gnu-gcc"]
-                    if arch == "arm64" else [])):
-        if not shutil.which(tool):
-            raise KhError(f"{tool} not found after installing the toolchain")
+    missing = [c for c in needed_commands(bench, arch) if not shutil.which(c)]
+    if missing:
+        raise KhError("not found after installing the toolchain: " + " ".join(missing)
+                      + " (add their packages to versions.toml [toolchain])")
