@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from . import build, tree as treemod
-from .common import cache_dir, run, versions
+from .common import cache_dir, log, run, versions
 from .suites import Report
 from .upstream import git
 
@@ -72,18 +72,50 @@ def exported_series(tree: Path, rep: Report) -> list[Path]:
     return pats
 
 
+CHECKPATCH_TOTAL = re.compile(r"total: (\d+) errors, (\d+) warnings, (?:\d+ checks, )?"
+                              r"(\d+) lines checked")
+
+
+def checkpatch_verdict(name: str, returncode: int, out: str, err: str
+                       ) -> tuple[list[str], list[str], str | None]:
+    """One patch's checkpatch run: its ERROR and WARNING lines, and a problem if checkpatch
+    did not run through (no closing summary line, or an exit code other than 0 or 1: 1 is
+    what it returns for a patch with reports)."""
+    errs = [f"{name}: {line}" for line in out.splitlines() if ": ERROR:" in line]
+    warns = [f"{name}: {line}" for line in out.splitlines() if ": WARNING:" in line]
+    m = CHECKPATCH_TOTAL.search(out)
+    if returncode not in (0, 1) or not m:
+        return errs, warns, (f"{name}: checkpatch did not run through (exit {returncode}, "
+                             f"{'no' if not m else 'a'} summary line): "
+                             + (err or out)[-500:].strip())
+    if int(m.group(1)) != len(errs) or int(m.group(2)) != len(warns):
+        return errs, warns, (f"{name}: summary says {m.group(0)!r}, but {len(errs)} ERROR and "
+                             f"{len(warns)} WARNING lines were read")
+    return errs, warns, None
+
+
 def checkpatch(tree: Path, pats: list[Path], rep: Report) -> None:
-    errors = []
+    """Every patch of the exported series through checkpatch.pl: it must run through (its
+    closing 'total:' line, checked against the reports read) and report no ERROR; its
+    WARNINGs are listed in the log."""
+    errors, warnings, problems = [], [], []
+    if not pats:
+        problems.append("no patch was exported")
     for p in pats:
         r = run(["perl", tree / "scripts/checkpatch.pl", "--no-tree", "--terse", "--show-types",
                  p], capture=True, check=False, quiet=True)
-        for line in r.stdout.splitlines():
-            if ": ERROR:" in line:
-                errors.append(f"{p.name}: {line}")
-    if errors:
-        rep.fail("gate/checkpatch (no errors)", "\n".join(errors[:30]))
+        e, w, problem = checkpatch_verdict(p.name, r.returncode, r.stdout, r.stderr)
+        errors += e
+        warnings += w
+        if problem:
+            problems.append(problem)
+    for w in warnings:
+        log(f"checkpatch: {w}")
+    if problems or errors:
+        rep.fail("gate/checkpatch (runs, no errors)", "\n".join(problems + errors[:30]))
     else:
-        rep.ok("gate/checkpatch (no errors)")
+        rep.ok("gate/checkpatch (runs, no errors)")
+    log(f"checkpatch: {len(pats)} patches, {len(errors)} errors, {len(warnings)} warnings")
 
 
 def symbols(odir: Path, rep: Report) -> None:
