@@ -4,6 +4,15 @@ B=/kh/bin/kh-bench
 N_PIPE=${KH_BENCH_PIPE:-5000}
 N_OPS=${KH_BENCH_OPS:-2000}
 
+# Every workload prints "KH-BENCH <name> <value>", or "KH-BENCH-FAIL <name> <why>" and the
+# round fails: the host requires every workload of bench.WORKLOADS from both cores.
+fail=0
+emit() {
+	case "$2" in
+	[0-9]*) echo "KH-BENCH $1 $2" ;;
+	*) echo "KH-BENCH-FAIL $1 no number in the output"; fail=1 ;;
+	esac
+}
 pipe_usecs() {
 	awk '/usecs\/op/ { print $1; exit }'
 }
@@ -18,24 +27,25 @@ bench_round() {
 	# and the spread swamps the difference, even under icount).
 	v=$(taskset -c 1 perf stat -o /dev/null -e task-clock,context-switches,page-faults -- \
 		perf bench sched pipe -l "$N_PIPE" 2>&1 | pipe_usecs)
-	echo "KH-BENCH sched-pipe $v"
+	emit sched-pipe "$v"
 	v=$(taskset -c 1 perf stat -o /dev/null -e task-clock,context-switches,page-faults -- \
 		perf bench sched pipe -T -l "$N_PIPE" 2>&1 | pipe_usecs)
-	echo "KH-BENCH sched-pipe-threaded $v"
+	emit sched-pipe-threaded "$v"
 	v=$(taskset -c 1 perf bench sched pipe -l "$N_PIPE" 2>&1 | pipe_usecs)
-	echo "KH-BENCH floor:sched-pipe $v"
+	emit floor:sched-pipe "$v"
 	v=$(taskset -c 1 perf bench sched pipe -T -l "$N_PIPE" 2>&1 | pipe_usecs)
-	echo "KH-BENCH floor:sched-pipe-threaded $v"
+	emit floor:sched-pipe-threaded "$v"
 	# 3: fork/exit with inherited events (pipe mode: the guest has no sockets), and its
 	# floor; on CPU 1 too, for the same reason.
 	v=$(taskset -c 1 perf stat -o /dev/null -e task-clock -- \
 		perf bench sched messaging -p -g 2 -l 20 2>&1 | total_ms)
-	echo "KH-BENCH messaging $v"
+	emit messaging "$v"
 	v=$(taskset -c 1 perf bench sched messaging -p -g 2 -l 20 2>&1 | total_ms)
-	echo "KH-BENCH floor:messaging $v"
+	emit floor:messaging "$v"
 	# 4/5: perf_event_open + close, read, enable/disable.
 	for w in open-task open-cpu-local open-cpu-remote open-group4 read enable-disable; do
-		$B "$w" "$N_OPS"
+		$B "$w" "$N_OPS" || { echo "KH-BENCH-FAIL $w kh-bench exited $?"; fail=1; }
 	done
+	return $fail
 }
 section bench bench_round

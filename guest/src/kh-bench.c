@@ -67,9 +67,16 @@ int main(int argc, char **argv)
 	if (batches < 1)
 		batches = 1;
 	avg = calloc(batches, sizeof(*avg));
+	if (!avg) {
+		perror("calloc");
+		return 1;
+	}
 	CPU_ZERO(&set);
 	CPU_SET(0, &set);
-	sched_setaffinity(0, sizeof(set), &set);
+	if (sched_setaffinity(0, sizeof(set), &set)) {
+		perror("sched_setaffinity");
+		return 1;
+	}
 
 	memset(&attr, 0, sizeof(attr));
 	attr.size = sizeof(attr);
@@ -102,11 +109,19 @@ int main(int argc, char **argv)
 				for (k = 3; k >= 0; k--)
 					close(g[k]);
 			} else if (!strcmp(w, "read")) {
-				if (read(fd, &val, sizeof(val)) != sizeof(val))
+				if (read(fd, &val, sizeof(val)) != sizeof(val)) {
+					perror("read");
 					return 1;
+				}
 			} else if (!strcmp(w, "enable-disable")) {
-				ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
-				ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+				if (ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)) {
+					perror("PERF_EVENT_IOC_ENABLE");
+					return 1;
+				}
+				if (ioctl(fd, PERF_EVENT_IOC_DISABLE, 0)) {
+					perror("PERF_EVENT_IOC_DISABLE");
+					return 1;
+				}
 			} else {
 				fprintf(stderr, "unknown workload '%s'\n", w);
 				return 2;

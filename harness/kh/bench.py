@@ -25,17 +25,32 @@ FLOORS = {"sched-pipe": "floor:sched-pipe", "sched-pipe-threaded": "floor:sched-
           "messaging": "floor:messaging"}
 
 
-def parse_bench(text: str) -> dict[str, float]:
-    """'KH-BENCH <name> <value>' lines → {name: value}; lines without a number are skipped."""
-    out = {}
+# Every workload of guest/bench.sh: each must give a number on both cores in every round.
+WORKLOADS = ["sched-pipe", "sched-pipe-threaded", "floor:sched-pipe",
+             "floor:sched-pipe-threaded", "messaging", "floor:messaging", "open-task",
+             "open-cpu-local", "open-cpu-remote", "open-group4", "read", "enable-disable"]
+
+
+def parse_bench(text: str) -> tuple[dict[str, float], list[str]]:
+    """'KH-BENCH <name> <value>' lines → {name: value}, and the problems: a workload that
+    failed (KH-BENCH-FAIL), gave no number, or is missing from WORKLOADS' list."""
+    out: dict[str, float] = {}
+    problems = []
     for line in parsers.strip_ansi(text).split("\n"):
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "KH-BENCH":
+        if parts[:1] == ["KH-BENCH-FAIL"]:
+            problems.append(line.strip())
+        elif parts[:1] == ["KH-BENCH"]:
             try:
+                if len(parts) != 3:
+                    raise ValueError
                 out[parts[1]] = float(parts[2])
             except ValueError:
-                continue
-    return out
+                problems.append(f"no number: {line.strip()!r}")
+    for w in WORKLOADS:
+        if w not in out and not any(p.split()[1:2] == [w] for p in problems):
+            problems.append(f"{w}: missing")
+    return out, problems
 
 
 @dataclass
@@ -143,11 +158,19 @@ def run(tree: Path, rounds: int, modes: list[str]) -> int:
                                  icount=(mode == "icount"), quiet_kvm=True)
                 sections, _ = parsers.parse_sections(res.results)
                 sec = sections.get("bench")
-                vals = parse_bench(sec.text) if sec else {}
+                vals, problems = parse_bench(sec.text) if sec else ({}, ["no bench section"])
                 splats = parsers.find_splats(res.console)
-                if res.timed_out or res.hang or not sec or sec.rc != 0 or splats or not vals:
-                    raise KhError(f"bench round {rnd + 1} ({mode}, {core}) failed"
-                                  + (f" ({res.hang})" if res.hang else "") + f"; see {out}")
+                if res.hang:
+                    problems.append(res.hang)
+                if res.timed_out:
+                    problems.append("guest timed out")
+                if sec and sec.rc != 0:
+                    problems.append(f"bench section rc={sec.rc}")
+                if splats:
+                    problems.append(f"{len(splats)} console reports; first:\n{splats[0]}")
+                if problems:
+                    raise KhError(f"bench round {rnd + 1} ({mode}, {core}) failed: "
+                                  + "; ".join(problems) + f"; see {out}")
                 for k, v in vals.items():
                     results[mode][core].setdefault(k, []).append(v)
         log(f"bench round {rnd + 1}/{rounds} done ({time.monotonic() - t0:.0f}s)")

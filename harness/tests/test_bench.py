@@ -5,8 +5,29 @@ from kh import bench
 
 class Bench(unittest.TestCase):
     def test_parse(self):
-        got = bench.parse_bench("KH-BENCH sched-pipe 37.5\nnoise\nKH-BENCH read \nKH-BENCH open-task 812.0\n")
+        got, problems = bench.parse_bench(
+            "KH-BENCH sched-pipe 37.5\nnoise\nKH-BENCH read \nKH-BENCH open-task 812.0\n"
+            "KH-BENCH-FAIL enable-disable kh-bench exited 1\n")
         self.assertEqual(got, {"sched-pipe": 37.5, "open-task": 812.0})
+        self.assertIn("no number: 'KH-BENCH read'", problems)
+        self.assertIn("KH-BENCH-FAIL enable-disable kh-bench exited 1", problems)
+        self.assertIn("messaging: missing", problems)
+        self.assertNotIn("enable-disable: missing", problems)
+
+    def test_parse_complete(self):
+        text = "".join(f"KH-BENCH {w} {i + 1}.5\n" for i, w in enumerate(bench.WORKLOADS))
+        got, problems = bench.parse_bench(text)
+        self.assertEqual(problems, [])
+        self.assertEqual(len(got), len(bench.WORKLOADS))
+
+    def test_bench_sh_runs_every_workload(self):
+        """guest/bench.sh emits each workload of WORKLOADS (the list the host requires)."""
+        import re
+        from kh.common import REPO
+        sh = (REPO / "guest" / "bench.sh").read_text()
+        named = set(re.findall(r"^\s*emit (\S+)", sh, re.M))
+        loop = re.search(r"for w in ([^;]+);", sh).group(1).split()
+        self.assertEqual(sorted(named | set(loop)), sorted(bench.WORKLOADS))
 
     def test_rows_ratio_spread_and_headline(self):
         res = {"c": {"sched-pipe": [10.0, 12.0, 11.0], "floor:sched-pipe": [5.0, 5.0, 5.0],
