@@ -3,8 +3,13 @@
 # Sourced by main.sh; the host parses each section (harness/kh/parsers.py).
 W=/kh/bin/kh-workload
 
+# The workload moves between the CPUs 20 times (KH_SMOKE_SLICES): cpu-migrations must count
+# at least one per change of CPU.
+KH_SMOKE_SLICES=20
 smoke_stat() {
-	perf stat -e task-clock,context-switches,cpu-migrations,page-faults -- $W 200 20
+	echo "KH-SMOKE-SLICES $KH_SMOKE_SLICES"
+	perf stat -e task-clock,context-switches,cpu-migrations,page-faults -- \
+		$W 200 $KH_SMOKE_SLICES migrate
 }
 smoke_group() {
 	perf stat -e '{task-clock,context-switches,page-faults}' -- $W 100 10

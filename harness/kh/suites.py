@@ -278,10 +278,17 @@ def eval_smoke(sections: dict, hw: bool = False) -> Report:
                 rep.fail(f"smoke/stat {ev}", f"expected >= {minimum}, got {v} (rc={s.rc})")
             else:
                 rep.ok(f"smoke/stat {ev}")
-        if "cpu-migrations" in st and st["cpu-migrations"] is not None:
-            rep.ok("smoke/stat cpu-migrations")
+        # The workload ran slice i pinned to CPU i % 2: at least slices - 1 migrations.
+        m = re.search(r"^KH-SMOKE-SLICES (\d+)$", s.text, re.M)
+        want = int(m.group(1)) - 1 if m else None
+        got = st.get("cpu-migrations")
+        if want is None:
+            rep.fail("smoke/stat cpu-migrations", "no KH-SMOKE-SLICES line in smoke.stat")
+        elif s.rc != 0 or got is None or got < want:
+            rep.fail("smoke/stat cpu-migrations",
+                     f"expected >= {want} (one per change of CPU), got {got} (rc={s.rc})")
         else:
-            rep.fail("smoke/stat cpu-migrations", "not counted")
+            rep.ok("smoke/stat cpu-migrations")
     s = check_section(sections, "smoke.group", rep)
     if s:
         st = parsers.parse_perf_stat(s.text)

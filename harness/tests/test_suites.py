@@ -60,12 +60,22 @@ class Smoke(unittest.TestCase):
 
     def test_good_run(self):
         from tests.test_parsers import REPORT, STAT
-        secs = {"smoke.stat": self.sec("smoke.stat", STAT),
+        secs = {"smoke.stat": self.sec("smoke.stat", "KH-SMOKE-SLICES 2\n" + STAT),
                 "smoke.group": self.sec("smoke.group", STAT),
                 "smoke.record": self.sec("smoke.record", REPORT)}
         rep = suites.eval_smoke(secs)
         self.assertEqual(rep.failed, [])
         self.assertEqual(len(rep.passed), 7)
+
+    def test_too_few_migrations_fail(self):
+        from tests.test_parsers import REPORT, STAT
+        for head, why in (("KH-SMOKE-SLICES 20\n", "expected >= 19 (one per change of CPU), "
+                           "got 1"), ("", "no KH-SMOKE-SLICES line")):
+            secs = {"smoke.stat": self.sec("smoke.stat", head + STAT),
+                    "smoke.group": self.sec("smoke.group", STAT),
+                    "smoke.record": self.sec("smoke.record", REPORT)}
+            failed = dict(suites.eval_smoke(secs).failed)
+            self.assertIn(why, failed["smoke/stat cpu-migrations"])
 
     def test_zero_context_switches_fails(self):
         from tests.test_parsers import REPORT, STAT
