@@ -160,10 +160,30 @@ static void sw_attr(struct perf_event_attr *attr, unsigned long long config)
 	attr->config = config;
 }
 
+/* A child forked now inherits the exit-counting event fd: its exit is counted. */
+static void check_inherited(struct __test_metadata *_metadata, int fd, const char *what, int n)
+{
+	uint64_t exits = 0;
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(0);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ASSERT_EQ(read(fd, &exits, sizeof(exits)), sizeof(exits));
+	EXPECT_EQ(exits, 1) TH_LOG("%s opened with allocation %d failed: the child's exit "
+				   "counted %llu times", what, n, (unsigned long long)exits);
+}
+
 /*
  * Opens one configuration with the n-th allocation failing, n = 1, 2, ...
  * kind: 0 task event on self, 1 CPU event, 2 group of a software leader and a
- * tracepoint sibling on self, 3 inherited tracepoint event on self.
+ * tracepoint sibling on self, 3 inherited sched_process_exit tracepoint event
+ * on self: each one that opens despite the failure must be inherited by a
+ * child forked next (the child's exit is counted in the parent's event).
  */
 static void open_all_nth(struct __test_metadata *_metadata, long tp_id, int kind,
 			 const char *what)
@@ -186,6 +206,10 @@ static void open_all_nth(struct __test_metadata *_metadata, long tp_id, int kind
 			attr.type = PERF_TYPE_TRACEPOINT;
 			attr.config = tp_id;
 			attr.inherit = kind == 3;
+			if (kind == 3) {
+				attr.config = tracepoint_id("sched/sched_process_exit");
+				ASSERT_GE((long)attr.config, 0) TH_LOG("no tracefs");
+			}
 		} else {
 			sw_attr(&attr, kind == 1 ? PERF_COUNT_SW_CPU_CLOCK : PERF_COUNT_SW_TASK_CLOCK);
 		}
@@ -193,6 +217,8 @@ static void open_all_nth(struct __test_metadata *_metadata, long tp_id, int kind
 		fd = kind == 1 ? perf_open(&attr, -1, 0, -1) : perf_open(&attr, 0, -1, leader);
 		err = errno;
 		fired = injected();
+		if (fd >= 0 && kind == 3)
+			check_inherited(_metadata, fd, what, n);
 		if (fd >= 0)
 			close(fd);
 		if (leader >= 0)
