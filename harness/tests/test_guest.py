@@ -60,17 +60,6 @@ class WatchdogTest(unittest.TestCase):
         self.assertIsNone(guest.open_section(""))
 
 
-class TelnetTest(unittest.TestCase):
-    def test_negotiation_stripped_across_reads(self):
-        # QEMU's greeting: IAC WILL ECHO, IAC WILL SGA, IAC WILL BINARY, IAC DO BINARY.
-        greet = bytes([255, 251, 1, 255, 251, 3, 255, 251, 0, 255, 253, 0])
-        data = greet + b"Linux version" + bytes([255, 255]) + b"!"
-        state = [0]
-        out = b"".join(guest.Console.strip_telnet(data[i:i + 5], state)
-                       for i in range(0, len(data), 5))
-        self.assertEqual(out, b"Linux version\xff!")
-
-
 class EvidenceTest(unittest.TestCase):
     def test_from_first_stall(self):
         ev = parsers.hang_evidence("a\nb\n" + STALL)
