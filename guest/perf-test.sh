@@ -1,8 +1,34 @@
 # `perf test`: the subset listed in /kh/perf-test-subset.tsv, or every test (KH_FULL=1).
+# perf_test_why OUTPUT: each test that FAILED, or skipped without saying why, in OUTPUT runs
+# again with -v; its lines that say what failed or why it skips are printed as
+# "KH-PERF-TEST-WHY N: ..." (the host takes them as the signature, compared with the C
+# core's).
+perf_test_why() {
+	local n pin
+	for n in $(sed -n -e 's/^ *\([0-9][0-9]*\): .* : FAILED!$/\1/p' \
+		-e 's/^ *\([0-9][0-9]*\): .* : Skip$/\1/p' "$1"); do
+		pin=
+		case " $pinned " in *" $n "*) pin="taskset -c 0" ;; esac
+		$pin timeout 600 perf test -v "$n" 2>&1 |
+			grep -E '\[Failed|[Ff]ailed[ !:]|FAILED|\[Skip|[Ss]kip(ped|ping)?[ :\]]' |
+			grep -v -E ": (FAILED!|Skip)$" | head -n 3 |
+			sed "s/^/KH-PERF-TEST-WHY $n: /"
+	done
+}
+
+# perf_test_numbers [run|run-cpu0]: the numbers of the subset's tests of that action (all
+# actions, skip included, with KH_FULL).
 perf_test_numbers() {
 	perf test list >/tmp/perf-test-list 2>&1
 	while IFS=$'\t' read -r action name _; do
-		case "$action" in run) ;; skip) [ -n "${KH_FULL:-}" ] || continue ;; *) continue ;; esac
+		case "$action" in "#"*|"") continue ;; esac
+		if [ -z "${KH_FULL:-}" ]; then
+			[ "$action" = "$1" ] || continue
+		elif [ "$1" = run-cpu0 ] && [ "$action" != run-cpu0 ]; then
+			continue
+		elif [ "$1" = run ] && [ "$action" = run-cpu0 ]; then
+			continue
+		fi
 		awk -v want="$name" '$1 ~ /^[0-9]+:$/ {
 			line = $0; sub(/^ *[0-9]+: /, "", line)
 			if (line == want) { n = $1; sub(":", "", n); print n }
@@ -13,22 +39,33 @@ perf_test_run() {
 	local nums
 	# arm64: let user space read the PMU counters (mmap interface tests 2-5); off by default.
 	[ -w /proc/sys/kernel/perf_user_access ] && echo 1 >/proc/sys/kernel/perf_user_access
-	nums=$(perf_test_numbers | tr '\n' ' ')
-	echo "# perf test numbers: $nums"
-	if [ -z "${nums// /}" ]; then
+	nums=$(perf_test_numbers run | tr '\n' ' ')
+	pinned=$(perf_test_numbers run-cpu0 | tr '\n' ' ')
+	echo "# perf test numbers: $nums; on CPU 0: $pinned"
+	if [ -z "${nums// /}${pinned// /}" ]; then
 		echo "no perf test matched perf-test-subset.tsv"
 		return 1
 	fi
 	if [ -z "${KH_FULL:-}" ]; then
+		local rc=0
 		# shellcheck disable=SC2086
-		timeout 2400 perf test -S $nums 2>&1
-		return
+		timeout 2400 perf test -S $nums >/tmp/perf-test.out 2>&1 || rc=$?
+		if [ -n "${pinned// /}" ]; then
+			# shellcheck disable=SC2086
+			timeout 600 taskset -c 0 perf test -S $pinned >>/tmp/perf-test.out 2>&1 || rc=$?
+		fi
+		cat /tmp/perf-test.out
+		perf_test_why /tmp/perf-test.out
+		return $rc
 	fi
 	# The whole list: one test at a time with its own time limit (e.g. 'perf ftrace tests'
 	# traces every kernel function, which under TCG runs for far longer than CI allows).
 	local n rc
-	for n in $nums; do
-		timeout 300 perf test -S "$n" 2>&1
+	for n in $nums $pinned; do
+		case " $pinned " in
+		*" $n "*) timeout 300 taskset -c 0 perf test -S "$n" 2>&1 ;;
+		*) timeout 300 perf test -S "$n" 2>&1 ;;
+		esac
 		rc=$?
 		if [ $rc -eq 124 ]; then
 			printf '%s: %s : FAILED! (timed out after 300 s)\n' "$n" \

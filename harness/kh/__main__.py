@@ -80,12 +80,12 @@ def run_name(name: str, arch: str) -> str:
 
 def boot_with(profile: str, parts: list[str], name: str, *, timeout: int, live: bool,
               full: bool = False, arch: str = "x86_64", cpu: str = "max",
-              env: dict | None = None):
+              env: dict | None = None, repeat: list[str] | None = None):
     t = treemod.tree_dir()
     img = rootfs.ensure_image(arch)
     env = dict(env or {}, **({"KH_HW_PMU": "1"} if HW_PMU[arch] else {}))
     payload = suites.make_payload(name, parts, tree=t, arch=arch, profile=profile, full=full,
-                                  env=env)
+                                  env=env, repeat=repeat)
     out = cache_dir() / "results" / name
     res = guest.boot(build.kernel_image(arch, profile), img, payload, out, timeout=timeout,
                      live=live, arch=arch, cpu=cpu)
@@ -151,17 +151,18 @@ def test_arch(arch: str, args, rep: Report) -> None:
     t, odir = prepare(profile, arch)
     gates.symbols(odir, rep)
     parts = arch_parts(arch, quick)
+    base = suites.BASELINES / arch
+    ks_base = suites.load_baseline(base / "kselftest.tsv")
     res, out = boot_with(profile, parts, run_name("test", arch), timeout=args.timeout,
-                         live=False, full=args.full, arch=arch)
+                         live=False, full=args.full, arch=arch,
+                         repeat=suites.repeated_keys(ks_base))
     sections = guest_report(res, out, rep)
     log(f"{arch} guest: {res.seconds:.0f}s under {res.accel}")
-    base = suites.BASELINES / arch
     rep.extend(suites.eval_kunit(sections, KUNIT_REQUIRED,
                                  suites.load_baseline(base / "kunit.tsv"),
                                  suites.rust_kunit_suites()))
-    rep.extend(suites.compare_with_baseline(suites.kselftest_cases(sections),
-                                            suites.load_baseline(base / "kselftest.tsv"),
-                                            "kselftest"))
+    rep.extend(suites.compare_with_baseline(suites.kselftest_cases(sections), ks_base,
+                                            "kselftest", suites.repeat_counts(sections)))
     if "perf-test" in parts:
         pt_base = suites.load_baseline(base / ("perf-test-full.tsv" if args.full
                                                else "perf-test.tsv"))
@@ -236,43 +237,48 @@ def cmd_baseline(args) -> int:
         raise KhError(f"make baseline takes one ARCH: {', '.join(build.ARCHES)}")
     t, _ = prepare(profile, arch)
     parts = arch_parts(arch)
+    base = suites.BASELINES / arch
+    known = suites.load_baseline(base / "reasons.tsv")
+    reasons = {k: v.reason for k, v in known.items()}
+    # Cases that give either result on the C core: run REPEAT_N times, compared by counts.
+    repeat = [k for k, v in known.items() if v.result == "repeat"]
     res, out = boot_with(profile, parts, run_name("baseline", arch),
-                         timeout=args.timeout, live=False, full=args.full, arch=arch)
+                         timeout=args.timeout, live=False, full=args.full, arch=arch,
+                         repeat=repeat)
     rep = Report()
     sections = guest_report(res, out, rep)
     rep.extend(suites.eval_smoke(sections, hw=HW_PMU[arch]))
     if "stress" in parts:
         rep.extend(suites.eval_stress(sections))
     rep.extend(suites.eval_kmemleak(sections))
-    base = suites.BASELINES / arch
     rep.extend(suites.eval_kunit(sections, KUNIT_REQUIRED,
                                  suites.load_baseline(base / "kunit.tsv")))
-    known = suites.load_baseline(base / "reasons.tsv")
-    reasons = {k: v[1] for k, v in known.items()}
-    flaky = {k: v[1] for k, v in known.items() if v[0] == "flaky"}
     hdr = (f"Results on the unpatched C core (CONFIG_PERF_EVENTS_RUST_CORE=n), {arch} "
            f"QEMU {res.accel}, profile {profile}.\nRegenerate with `make baseline"
            f"{' ARCH=' + arch if arch != 'x86_64' else ''}{' FULL=1' if args.full else ''}`. "
            "Reasons for non-passing cases come from reasons.tsv, else from the test's own "
            "output.")
+    repeats = suites.repeat_counts(sections)
+    missing = [k for k in repeat if k not in repeats]
+    if missing:
+        rep.fail("baseline/repeated cases", "not repeated: " + ", ".join(missing))
     suites.write_baseline(base / "kselftest.tsv", suites.kselftest_cases(sections), hdr, reasons,
-                          flaky)
+                          repeats)
     # KUnit: only the cases that do not pass on the C core (the Rust core's own suites do not
     # exist there); every other case must pass.
     suites.write_baseline(base / "kunit.tsv",
                           [c for c in suites.kunit_cases(sections) if c.result != "pass"],
                           hdr + "\nKUnit: only the cases that do not pass; all others must.",
-                          reasons, flaky)
+                          reasons)
     suites.write_baseline(base / ("perf-test-full.tsv" if args.full else "perf-test.tsv"),
-                          suites.perf_test_cases(sections), hdr, reasons, flaky)
+                          suites.perf_test_cases(sections), hdr, reasons)
     if arch == "arm64":
         rep.extend(suites.eval_long_events(sections, ARM64_CPUS[0][1]))
         for cpu, kind in ARM64_CPUS[1:]:
             sub, sections = cpu_variant(profile, arch, cpu, kind, args.timeout)
             rep.extend(suites.prefixed(sub, cpu))
             suites.write_baseline(base / f"kselftest-{cpu}.tsv", suites.kselftest_cases(sections),
-                                  hdr.replace("tcg icount", f"tcg icount -cpu {cpu}"), reasons,
-                                  flaky)
+                                  hdr.replace("tcg icount", f"tcg icount -cpu {cpu}"), reasons)
     print_report(rep, "baseline guest")
     print(f"baselines written to {base}")
     return 0 if not rep.failed else 1

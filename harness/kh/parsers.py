@@ -59,10 +59,43 @@ class Case:
     name: str
     result: str      # "pass", "fail" or "skip"
     detail: str = ""
+    # Why it failed or skipped, normalised (signature()): the baseline records the C
+    # core's, and the same result for another reason is a difference.
+    signature: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.suite}/{self.name}"
+
+
+# The lines of a failing test that say why: kselftest_harness's failed expectation or
+# assertion ('# file.c:LINE:test:Expected ...') and how the test ended ('# test: Test
+# terminated by timeout|assertion|unexpectedly by signal N'), KUnit's 'EXPECTATION FAILED at
+# file:LINE' / 'ASSERTION FAILED at ...'.
+WHY_RE = re.compile(r":Expected |EXPECTATION FAILED|ASSERTION FAILED")
+END_RE = re.compile(r": Test terminated |\btimed out\b|\bTimed out\b")
+
+
+def normalise(text: str) -> str:
+    """A failure text without what changes from run to run: addresses and long numbers
+    (pids, counts, times). Small numbers (signal numbers, errnos, small counts) stay."""
+    text = re.sub(r"0x[0-9a-fA-F]+", "0x?", text.strip())
+    text = re.sub(r"\d{4,}", "N", text)
+    return re.sub(r"\s+", " ", text)
+
+
+def signature(result: str, directive: str, diag: list[str]) -> str:
+    """A non-passing case's signature: a skip's reason; for a failure the first failed
+    expectation or assertion (kselftest_harness's '# file.c:LINE:test:Expected ...', KUnit's
+    'EXPECTATION FAILED at file:LINE') and the line that says how the test ended ('Test
+    terminated by timeout|assertion|unexpectedly by signal N'), else its directive."""
+    if result == "pass":
+        return ""
+    if result == "skip":
+        return normalise(re.sub(r"^SKIP\s*", "", directive, flags=re.I))
+    texts = [line.strip().lstrip("#").strip() for line in diag]
+    why = [t for t in texts if WHY_RE.search(t)][:1] + [t for t in texts if END_RE.search(t)][:1]
+    return normalise(" | ".join(why) if why else directive)
 
 
 RESULT_RE = re.compile(r"^(\s*)(ok|not ok) (\d+)(?: (?:- )?([^#]*?))?\s*(?:#\s*(.*))?$")
@@ -75,6 +108,7 @@ def parse_ktap(text: str, top: str = "") -> list[Case]:
     cases: list[Case] = []
     subtests: dict[int, str] = {}
     prev_indent = None
+    diag: list[str] = []     # the diagnostic lines since the last result line
     for line in strip_ansi(text).split("\n"):
         m = re.match(r"^(\s*)# Subtest: (.*)$", line)
         if m:
@@ -82,7 +116,10 @@ def parse_ktap(text: str, top: str = "") -> list[Case]:
             continue
         m = RESULT_RE.match(line)
         if not m:
+            if line.strip().startswith("#"):
+                diag.append(line)
             continue
+        why, diag = diag, []
         indent = len(m.group(1))
         name = (m.group(4) or f"#{m.group(3)}").strip()
         # A group's own result: it follows more indented results, or (flat KTAP, as in
@@ -101,7 +138,8 @@ def parse_ktap(text: str, top: str = "") -> list[Case]:
             result = "pass"
         else:
             result = "fail"
-        cases.append(Case(suite or top, name, result, directive))
+        cases.append(Case(suite or top, name, result, directive,
+                          signature(result, directive, why)))
     return cases
 
 
@@ -111,13 +149,25 @@ PERF_TEST_RE = re.compile(r"^\s*(\d+(?:\.\d+)?): (.*?)\s*: (Ok|FAILED!|Skip)(.*)
 def parse_perf_test(text: str) -> list[Case]:
     """`perf test` result lines ('N: name : Ok|FAILED!|Skip (reason)'), subtests too."""
     cases = []
-    for line in strip_ansi(text).split("\n"):
+    lines = strip_ansi(text).split("\n")
+    # guest/perf-test.sh reruns a failed test with -v and prints the lines that say what
+    # failed: 'KH-PERF-TEST-WHY N: ...'.
+    why: dict[str, list[str]] = {}
+    for line in lines:
+        m = re.match(r"^KH-PERF-TEST-WHY (\d+): (.*)$", line)
+        if m:
+            why.setdefault(m.group(1), []).append(m.group(2).strip())
+    for line in lines:
         m = PERF_TEST_RE.match(line)
         if not m:
             continue
         res = {"Ok": "pass", "FAILED!": "fail", "Skip": "skip"}[m.group(3)]
         detail = m.group(4).strip().strip("()").strip()
-        cases.append(Case("perf-test", f"{m.group(1)} {m.group(2).strip()}", res, detail))
+        # perf test says why it skips; why it failed: its -v lines (above), or a time-out.
+        sig = ""
+        if res != "pass":
+            sig = normalise(detail or " | ".join(why.get(m.group(1), [])))
+        cases.append(Case("perf-test", f"{m.group(1)} {m.group(2).strip()}", res, detail, sig))
     return cases
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import build, guest, parsers, rootfs
-from .common import REPO, KhError, cache_dir, run
+from .common import REPO, KhError, cache_dir, log, run
 
 GUEST = REPO / "guest"
 BASELINES = REPO / "baselines"
@@ -60,9 +61,11 @@ def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str
 
 
 def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch="x86_64",
-                 profile="debug-rust", full: bool = False, env: dict | None = None) -> Path:
+                 profile="debug-rust", full: bool = False, env: dict | None = None,
+                 repeat: list[str] | None = None) -> Path:
     """Assembles the payload disk: main.sh sourcing the requested guest scripts, with
-    `env` exported first."""
+    `env` exported first; `repeat`: kselftest case keys (<program>/<fixture.test>) that
+    guest/kselftest.sh runs REPEAT_N times each."""
     d = cache_dir() / "payload" / name
     if d.exists():
         shutil.rmtree(d)
@@ -75,7 +78,10 @@ def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch=
     if "kselftest" in parts or "stress-long" in parts:
         assert tree is not None
         build_selftests(tree, arch, profile, d / "selftests" / "perf_events")
-    main = ["set -u", ". /kh/lib.sh", 'echo "KH-KERNEL $(uname -r)"']
+    (d / "repeat.tsv").write_text("".join(k.replace("/", "\t", 1) + "\n"
+                                          for k in (repeat or [])))
+    main = ["set -u", ". /kh/lib.sh", 'echo "KH-KERNEL $(uname -r)"',
+            f"export KH_REPEAT_N={REPEAT_N}"]
     if full:
         main.append("export KH_FULL=1")
     for k, v in (env or {}).items():
@@ -84,6 +90,50 @@ def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch=
         main.append(f". /kh/{p}.sh")
     (d / "main.sh").write_text("\n".join(main) + "\n")
     return rootfs.make_payload(d, cache_dir() / "images" / f"payload-{name}.ext4")
+
+
+# Cases that give either result on the C core run REPEAT_N times on each core; the Rust core
+# fails such a case when its pass count k is improbably low for C's pass rate: when
+# P[Binomial(REPEAT_N, C's passes / REPEAT_N) <= k] < REPEAT_ALPHA.
+REPEAT_N = 10
+REPEAT_ALPHA = 0.01
+
+
+def binom_cdf(k: int, n: int, p: float) -> float:
+    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k + 1))
+
+
+def repeat_counts(sections: dict) -> dict[str, tuple[int, int]]:
+    """The repeated runs (sections kselftest-repeat.<program>.<fixture.test>.<i>): case key
+    -> (passes, runs). A run passes when the case's own result line says ok."""
+    out: dict[str, list[int]] = {}
+    for name, s in sections.items():
+        if not name.startswith("kselftest-repeat."):
+            continue
+        prog, rest = name.split(".", 2)[1:]
+        test = rest.rsplit(".", 1)[0]
+        got = [c for c in parsers.parse_ktap(s.text, top=prog) if c.name == test]
+        k = out.setdefault(f"{prog}/{test}", [0, 0])
+        k[1] += 1
+        k[0] += 1 if s.rc is not None and got and got[0].result == "pass" else 0
+    return {key: (v[0], v[1]) for key, v in out.items()}
+
+
+def repeat_verdict(passes: int, runs: int, c_passes: int, c_runs: int) -> str | None:
+    """None if `passes` of `runs` is consistent with the C core's `c_passes` of `c_runs`
+    (see REPEAT_ALPHA), else why not."""
+    if runs != c_runs:
+        return f"ran {runs} times, the C baseline {c_runs}"
+    p = binom_cdf(passes, runs, c_passes / c_runs)
+    if p < REPEAT_ALPHA:
+        return (f"passed {passes} of {runs}, the C core {c_passes} of {c_runs}: "
+                f"P[Bin({runs}, {c_passes / c_runs:.2f}) <= {passes}] = {p:.4f} < {REPEAT_ALPHA}")
+    return None
+
+
+def repeated_keys(base: dict) -> list[str]:
+    """The case keys a baseline compares by pass counts."""
+    return [k for k, v in base.items() if v.result == "passes"]
 
 
 def prefixed(rep: "Report", prefix: str) -> "Report":
@@ -124,8 +174,20 @@ class Report:
         return s
 
 
-def load_baseline(path: Path) -> dict[str, tuple[str, str]]:
-    """A baseline file: '<case key>\\t<pass|fail|skip>\\t<reason>' per line."""
+@dataclass(frozen=True)
+class Expected:
+    """One baseline line: the C core's result, the reason it does not pass (hand-written in
+    reasons.tsv, else the test's own words), and its signature (parsers.signature())."""
+    result: str
+    reason: str = ""
+    signature: str = ""
+
+    def __getitem__(self, i):      # (result, reason) as the tuple it used to be
+        return (self.result, self.reason, self.signature)[i]
+
+
+def load_baseline(path: Path) -> dict[str, Expected]:
+    """A baseline file: '<case key>\t<pass|fail|skip>\t<reason>\t<signature>' per line."""
     out = {}
     if not path.exists():
         return out
@@ -135,56 +197,83 @@ def load_baseline(path: Path) -> dict[str, tuple[str, str]]:
         parts = line.split("\t")
         if len(parts) < 2:
             raise KhError(f"{path}: malformed line {line!r}")
-        out[parts[0]] = (parts[1], parts[2] if len(parts) > 2 else "")
+        out[parts[0]] = Expected(parts[1], parts[2] if len(parts) > 2 else "",
+                                 parts[3] if len(parts) > 3 else "")
     return out
 
 
 def write_baseline(path: Path, cases: list[parsers.Case], header: str,
-                   reasons: dict[str, str], flaky: dict[str, str] | None = None) -> None:
-    """Writes a baseline; cases listed in `flaky` (key -> why) are recorded as flaky."""
+                   reasons: dict[str, str],
+                   repeats: dict[str, tuple[int, int]] | None = None) -> None:
+    """Writes a baseline: every case with its result, and for those that do not pass the
+    reason and the C core's signature; a case of `repeats` (key -> passes, runs) is written
+    as 'passes' with its pass count."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"# {line}" for line in header.strip().split("\n")]
+    lines.append("# <case>\t<result>\t<reason>\t<signature: why it failed or skipped, "
+                 "normalised; for 'passes': passes/runs>")
     for c in cases:
         reason = reasons.get(c.key) or c.detail or ""
-        if flaky and c.key in flaky:
-            c = parsers.Case(c.suite, c.name, "flaky", c.detail)
-            reason = flaky[c.key]
+        if repeats and c.key in repeats:
+            k, n = repeats[c.key]
+            lines.append(f"{c.key}\tpasses\t{reason}\t{k}/{n}")
+            continue
         if c.result != "pass" and not reason:
             reason = "no reason recorded yet: read the test and add one to reasons.tsv"
-        lines.append(f"{c.key}\t{c.result}\t{reason}")
+        if c.result == "pass":
+            lines.append(f"{c.key}\t{c.result}\t{reason}".rstrip("\t"))
+        else:
+            lines.append(f"{c.key}\t{c.result}\t{reason}\t{c.signature}")
     path.write_text("\n".join(lines) + "\n")
 
 
-def compare_with_baseline(cases: list[parsers.Case], base: dict[str, tuple[str, str]],
-                          suite: str) -> Report:
+def compare_with_baseline(cases: list[parsers.Case], base: dict[str, Expected],
+                          suite: str, repeats: dict[str, tuple[int, int]] | None = None
+                          ) -> Report:
     """Each case must give the baseline's result. Baseline passes count as passed, known
-    environment failures/skips (same result, with the recorded reason) as skipped; any
-    difference, a case missing from either side included, is a failure."""
+    environment failures/skips (same result for the same reason: the same signature) as
+    skipped; any difference, a case missing from either side included, is a failure. A
+    'passes' case (either result on C) is judged by its repeated runs (repeat_verdict())."""
     rep = Report()
     seen = set()
     for c in cases:
         seen.add(c.key)
+        if c.key in base and base[c.key].result == "passes":
+            continue
         if c.key not in base:
             if c.result == "pass":
                 rep.fail(c.key, "passes but is not in the baseline (regenerate it)")
             else:
                 rep.fail(c.key, f"{c.result} and not in the baseline: {c.detail}")
             continue
-        want, reason = base[c.key]
-        if want == "flaky":
-            # Recorded as giving either result on the C core too: counted, never compared.
-            rep.skip(c.key, f"{c.result}; flaky on the C core: {reason}")
-            continue
-        if c.result != want:
-            rep.fail(c.key, f"{c.result} but the C baseline says {want}"
-                     + (f" ({reason})" if reason else "") + (f": {c.detail}" if c.detail else ""))
-        elif want == "pass":
+        want = base[c.key]
+        if c.result != want.result:
+            rep.fail(c.key, f"{c.result} but the C baseline says {want.result}"
+                     + (f" ({want.reason})" if want.reason else "")
+                     + (f": {c.detail}" if c.detail else ""))
+        elif want.result == "pass":
             rep.ok(c.key)
+        elif c.signature != want.signature:
+            rep.fail(c.key, f"{c.result} as on the C core, but for another reason: here "
+                     f"{c.signature!r}, on C {want.signature!r} ({want.reason})")
         else:
-            rep.skip(c.key, f"{want} on the C core too: {reason}")
-    for key, (want, _) in base.items():
+            rep.skip(c.key, f"{want.result} on the C core too, the same way "
+                     f"({c.signature!r}): {want.reason}")
+    for key in repeated_keys(base):
+        c_passes, c_runs = (int(x) for x in base[key].signature.split("/"))
+        if key not in (repeats or {}):
+            rep.fail(f"{key} (x{c_runs})", "was not repeated")
+            continue
+        passes, runs = repeats[key]
+        why = repeat_verdict(passes, runs, c_passes, c_runs)
+        if why:
+            rep.fail(f"{key} (x{c_runs})", why + f" ({base[key].reason})")
+        else:
+            rep.ok(f"{key} (x{c_runs})")
+            log(f"{key}: passed {passes} of {runs}, the C core {c_passes} of {c_runs}")
+    for key, want in base.items():
         if key not in seen:
-            rep.fail(key, f"did not run (baseline: {want}) in {suite}")
+            rep.fail(key, f"did not run (baseline: {want.result}) in {suite}")
     return rep
 
 
@@ -423,8 +512,14 @@ def eval_kunit(sections: dict, required: list[str],
         name = f"kunit/{c.key}"
         if c.result == "pass":
             rep.ok(name)
-        elif known and known.get(c.key, ("pass",))[0] == c.result:
-            rep.skip(name, f"{c.result} on the C core too: {known[c.key][1]}")
+        elif known and c.key in known and known[c.key].result == c.result:
+            want = known[c.key]
+            if c.signature == want.signature:
+                rep.skip(name, f"{c.result} on the C core too, the same way "
+                         f"({c.signature!r}): {want.reason}")
+            else:
+                rep.fail(name, f"{c.result} as on the C core, but for another reason: here "
+                         f"{c.signature!r}, on C {want.signature!r} ({want.reason})")
         elif c.result == "skip":
             rep.fail(name, f"skipped: {c.detail}")
         else:
@@ -439,9 +534,9 @@ def kselftest_cases(sections: dict) -> list[parsers.Case]:
             continue
         prog = name.split(".", 1)[1]
         got = parsers.parse_ktap(s.text, top=prog)
-        cases += [parsers.Case(prog, c.name, c.result, c.detail) for c in got]
+        cases += [parsers.Case(prog, c.name, c.result, c.detail, c.signature) for c in got]
         if s.rc is None or (not got and s.rc != 0):
-            cases.append(parsers.Case(prog, "(program)", "fail", f"rc={s.rc}"))
+            cases.append(parsers.Case(prog, "(program)", "fail", f"rc={s.rc}", f"rc={s.rc}"))
     return cases
 
 

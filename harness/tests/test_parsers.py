@@ -164,3 +164,16 @@ class SectionEdge(unittest.TestCase):
         secs, _ = parsers.parse_sections("KH-BEGIN r\nline\n\tjunkKH-END r rc=0\n")
         self.assertEqual(secs["r"].rc, 0)
         self.assertEqual(secs["r"].lines, ["line", "\tjunk"])
+
+
+class PerfTestWhy(unittest.TestCase):
+    def test_failure_signature_from_rerun(self):
+        t = ("125: perf stat tests                                 : FAILED!\n"
+             " 25: Use a dummy software event to keep tracking     : Skip (no cycles)\n"
+             "130: perf trace                                      : FAILED! (timed out after 300 s)\n"
+             "KH-PERF-TEST-WHY 125: Hide zero events stat test [Failed - metric-only command failed]\n")
+        got = {c.name: c.signature for c in parsers.parse_perf_test(t)}
+        self.assertEqual(got["125 perf stat tests"],
+                         "Hide zero events stat test [Failed - metric-only command failed]")
+        self.assertEqual(got["25 Use a dummy software event to keep tracking"], "no cycles")
+        self.assertEqual(got["130 perf trace"], "timed out after 300 s")

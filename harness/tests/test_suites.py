@@ -8,13 +8,14 @@ from kh.parsers import Case, Section
 
 
 class Baseline(unittest.TestCase):
-    BASE = {"perf-test/2 Open": ("pass", ""), "perf-test/8 Record": ("fail", "no HW PMU"),
-            "perf-test/18 Bp": ("skip", "not supported")}
+    BASE = {"perf-test/2 Open": suites.Expected("pass"),
+            "perf-test/8 Record": suites.Expected("fail", "no HW PMU"),
+            "perf-test/18 Bp": suites.Expected("skip", "not supported", "not supported")}
 
     def test_same_results(self):
         rep = suites.compare_with_baseline([
             Case("perf-test", "2 Open", "pass"), Case("perf-test", "8 Record", "fail"),
-            Case("perf-test", "18 Bp", "skip")], self.BASE, "perf test")
+            Case("perf-test", "18 Bp", "skip", "", "not supported")], self.BASE, "perf test")
         self.assertEqual(rep.passed, ["perf-test/2 Open"])
         self.assertEqual([k for k, _ in rep.skipped], ["perf-test/8 Record", "perf-test/18 Bp"])
         self.assertIn("no HW PMU", rep.skipped[0][1])
@@ -33,16 +34,19 @@ class Baseline(unittest.TestCase):
     def test_improvement_is_a_difference_too(self):
         rep = suites.compare_with_baseline([
             Case("perf-test", "2 Open", "pass"), Case("perf-test", "8 Record", "pass"),
-            Case("perf-test", "18 Bp", "skip")], self.BASE, "perf test")
+            Case("perf-test", "18 Bp", "skip", "", "not supported")], self.BASE, "perf test")
         self.assertEqual([k for k, _ in rep.failed], ["perf-test/8 Record"])
 
     def test_roundtrip(self):
         with tempfile.TemporaryDirectory() as d:
             p = Path(d) / "b.tsv"
-            suites.write_baseline(p, [Case("s", "a", "pass"), Case("s", "b", "fail", "boom")],
+            suites.write_baseline(p, [Case("s", "a", "pass"),
+                                      Case("s", "b", "fail", "boom", "x.c:3:b:Expected 1")],
                                   "header\nline two", {"s/b": "known: no PMU"})
             self.assertEqual(suites.load_baseline(p),
-                             {"s/a": ("pass", ""), "s/b": ("fail", "known: no PMU")})
+                             {"s/a": suites.Expected("pass"),
+                              "s/b": suites.Expected("fail", "known: no PMU",
+                                                     "x.c:3:b:Expected 1")})
             self.assertTrue(p.read_text().startswith("# header\n# line two\n"))
 
     def test_summary_line(self):
@@ -214,20 +218,59 @@ class Stress(unittest.TestCase):
         self.assertEqual(len(rep.failed), 2)
 
 
-class Flaky(unittest.TestCase):
-    def test_flaky_case_is_counted_as_skipped_either_way(self):
-        base = {"perf-test/125 stat": ("flaky", "timing")}
-        for res in ("pass", "fail"):
-            rep = suites.compare_with_baseline([Case("perf-test", "125 stat", res)], base, "t")
-            self.assertEqual(rep.failed, [])
-            self.assertEqual(len(rep.skipped), 1)
-            self.assertIn("flaky", rep.skipped[0][1])
+class Signature(unittest.TestCase):
+    BASE = {"remove_on_exec/fork_only": suites.Expected(
+        "fail", "no hardware PMU",
+        "remove_on_exec.c:83:fork_only:Expected self->fd (-1) != -1 (-1) | "
+        "fork_only: Test terminated by assertion")}
+    TAP = """TAP version 13
+1..1
+#  RUN           remove_on_exec.fork_only ...
+{why}
+#          FAIL  remove_on_exec.fork_only
+not ok 1 fork_only
+"""
 
-    def test_write_marks_flaky(self):
-        with tempfile.TemporaryDirectory() as d:
-            p = Path(d) / "b.tsv"
-            suites.write_baseline(p, [Case("s", "a", "fail")], "h", {}, {"s/a": "timing"})
-            self.assertEqual(suites.load_baseline(p), {"s/a": ("flaky", "timing")})
+    def cases(self, why):
+        from kh import parsers
+        return [Case("remove_on_exec", c.name, c.result, c.detail, c.signature)
+                for c in parsers.parse_ktap(self.TAP.format(why=why))]
+
+    def test_same_cause_is_skipped(self):
+        rep = suites.compare_with_baseline(self.cases(
+            "# remove_on_exec.c:83:fork_only:Expected self->fd (-1) != -1 (-1)\n"
+            "# fork_only: Test terminated by assertion"), self.BASE, "kselftest")
+        self.assertEqual(rep.failed, [])
+        self.assertEqual(len(rep.skipped), 1)
+
+    def test_another_cause_fails(self):
+        rep = suites.compare_with_baseline(self.cases(
+            "# fork_only: Test terminated unexpectedly by signal 11"), self.BASE, "kselftest")
+        (name, why), = rep.failed
+        self.assertIn("for another reason: here 'fork_only: Test terminated unexpectedly by "
+                      "signal 11'", why)
+
+    def test_kunit_signature_checked(self):
+        ktap = """KTAP version 1
+1..1
+    KTAP version 1
+    # Subtest: hw_breakpoint
+    1..1
+    # test_one: EXPECTATION FAILED at kernel/events/hw_breakpoint_test.c:{line}
+    not ok 1 test_one
+not ok 1 hw_breakpoint
+"""
+        sec = {"kunit": Section("kunit", 0, ktap.format(line=120).split("\n"))}
+        sig = suites.kunit_cases(sec)[0].signature
+        known = {"hw_breakpoint/test_one": suites.Expected("fail", "arm64", sig)}
+        self.assertEqual(suites.eval_kunit(sec, [], known).failed, [])
+        sec = {"kunit": Section("kunit", 0, ktap.format(line=133).split("\n"))}
+        self.assertIn("for another reason", suites.eval_kunit(sec, [], known).failed[0][1])
+
+    def test_normalised(self):
+        from kh import parsers
+        self.assertEqual(parsers.normalise("pid 12345 at 0xffff8880  took  9 s"),
+                         "pid N at 0x? took 9 s")
 
 
 class Kmemleak(unittest.TestCase):
@@ -341,3 +384,48 @@ ok 1 suite_a
     def test_a_suite_missing(self):
         rep = suites.eval_kunit(self.kunit(self.KTAP), [], None, {"suite_a": 2, "suite_b": 3})
         self.assertIn("did not run", dict(rep.failed)["kunit/suite_b"])
+
+
+class Repeat(unittest.TestCase):
+    def sections(self, results):
+        out = {}
+        for i, ok in enumerate(results, 1):
+            line = ("ok" if ok else "not ok") + " 1 remove_on_exec.exec_stress"
+            out[f"kselftest-repeat.remove_on_exec.remove_on_exec.exec_stress.{i}"] = Section(
+                "x", 0 if ok else 1, ["TAP version 13", "1..1", line])
+        return out
+
+    def test_counts(self):
+        got = suites.repeat_counts(self.sections([True, False, True]))
+        self.assertEqual(got, {"remove_on_exec/remove_on_exec.exec_stress": (2, 3)})
+
+    def test_verdict_bound(self):
+        self.assertIsNone(suites.repeat_verdict(10, 10, 10, 10))
+        self.assertIn("passed 9 of 10, the C core 10 of 10", suites.repeat_verdict(9, 10, 10, 10))
+        self.assertIsNone(suites.repeat_verdict(0, 10, 0, 10))
+        # C 4/10: 0 passes has P = 0.6^10 = 0.006 < 0.01, 1 pass 0.046.
+        self.assertIsNotNone(suites.repeat_verdict(0, 10, 4, 10))
+        self.assertIsNone(suites.repeat_verdict(1, 10, 4, 10))
+        self.assertIn("ran 5 times", suites.repeat_verdict(5, 5, 4, 10))
+
+    def test_compare(self):
+        key = "remove_on_exec/remove_on_exec.exec_stress"
+        base = {key: suites.Expected("passes", "timing", "8/10")}
+        main = [Case("remove_on_exec", "remove_on_exec.exec_stress", "fail")]
+        rep = suites.compare_with_baseline(main, base, "k", suites.repeat_counts(
+            self.sections([True] * 7 + [False] * 3)))
+        self.assertEqual(rep.failed, [])
+        self.assertEqual(rep.passed, [key + " (x10)"])
+        rep = suites.compare_with_baseline(main, base, "k", suites.repeat_counts(
+            self.sections([True] * 2 + [False] * 8)))
+        self.assertIn("passed 2 of 10, the C core 8 of 10", rep.failed[0][1])
+        rep = suites.compare_with_baseline(main, base, "k", {})
+        self.assertEqual(rep.failed[0][1], "was not repeated")
+
+    def test_written(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "b.tsv"
+            suites.write_baseline(p, [Case("r", "t", "fail")], "h", {"r/t": "why"},
+                                  {"r/t": (3, 10)})
+            self.assertEqual(suites.load_baseline(p)["r/t"],
+                             suites.Expected("passes", "why", "3/10"))
