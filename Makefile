@@ -49,7 +49,7 @@ baseline:	## regenerate the C-core baselines (CONFIG_PERF_EVENTS_RUST_CORE=n)
 	$(KH) baseline --timeout $(TIMEOUT) $(FULL_FLAG) --arch $(KH_ARCH)
 
 patches:	## export the delta as a git format-patch series into out/series
-	$(KH) patches --out $(CURDIR)/out/series
+	$(KH) patches --out $(CURDIR)/out/series $(if $(CHECK),--check,)
 
 unit:		## the harness's own unit tests
 	$(KH) unit

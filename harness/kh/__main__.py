@@ -9,7 +9,7 @@ import time
 import unittest
 from pathlib import Path
 
-from . import bench, build, gates, guest, hostcheck, parsers, rootfs, suites, toolchain
+from . import bench, bisect, build, gates, guest, hostcheck, parsers, rootfs, suites, toolchain
 from . import stress as stressmod, tree as treemod
 from .common import REPO, KhError, cache_dir, log
 from .suites import Report
@@ -316,6 +316,8 @@ def main(argv=None) -> int:
                            help="arm64: the quick form (boot, KUnit, kselftests, smoke)")
     e = sub.add_parser("patches", help="export the delta as a git format-patch series")
     e.add_argument("--out", default=str(REPO / "out" / "series"))
+    e.add_argument("--check", action="store_true",
+                   help="git am the series onto pristine upstream and build every patch")
     sub.add_parser("unit", help="the harness's own unit tests")
     st = sub.add_parser("stress", help="long parallel load under KASAN, lockdep, kmemleak")
     st.add_argument("--minutes", type=int, default=30)
@@ -357,6 +359,9 @@ def main(argv=None) -> int:
             pats = treemod.export(Path(args.out))
             ok, msg = treemod.check_export_applies(pats)
             print(msg)
+            if ok and args.check:
+                toolchain.install()
+                return bisect.check(pats)
             return 0 if ok else 1
         elif args.cmd == "bench":
             toolchain.install(bench=True)

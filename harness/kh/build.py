@@ -32,8 +32,9 @@ def fragments(arch: str, profile: str) -> list[Path]:
             + [CONFIGS / f for f in KINDS[kind] + CORES[core]])
 
 
-def build_dir(arch: str, profile: str) -> Path:
-    return cache_dir() / "build" / f"{arch}-{profile}"
+def build_dir(arch: str, profile: str, root: Path | None = None) -> Path:
+    """<root>/<arch>-<profile>; root defaults to the cache's build/."""
+    return (root or cache_dir() / "build") / f"{arch}-{profile}"
 
 
 def llvm_suffix(profile: str) -> str:
@@ -92,20 +93,34 @@ def parse_fragment(path: Path) -> dict[str, str]:
     return opts
 
 
-def check_config(config: Path, frags: list[Path]) -> list[str]:
-    """Options requested by the fragments that the final .config does not have."""
+def check_config(config: Path, frags: list[Path], absent: frozenset = frozenset()) -> list[str]:
+    """Options requested by the fragments that the final .config does not have (except the
+    options in `absent`: those the tree does not define yet, see configure())."""
     final = parse_fragment(config)
     bad = []
     for f in frags:
         for k, v in parse_fragment(f).items():
+            if k in absent:
+                continue
             got = final.get(k, "n")
             if got != v:
                 bad.append(f"{k}={v} (from {f.name}) ended up as {got}")
     return bad
 
 
-def configure(tree: Path, arch: str, profile: str) -> Path:
-    odir = build_dir(arch, profile)
+# Options of our fragments that our own series adds to init/Kconfig: a tree in the middle of
+# the series (make patches CHECK=1) may not define them yet, and is built without them.
+SERIES_OPTIONS = ("PERF_EVENTS_RUST_CORE", "PERF_EVENTS_TEST_PMUS")
+
+
+def undefined_options(tree: Path) -> frozenset:
+    kconfig = (tree / "init" / "Kconfig").read_text()
+    return frozenset(f"CONFIG_{o}" for o in SERIES_OPTIONS
+                     if not re.search(rf"^config {o}$", kconfig, re.M))
+
+
+def configure(tree: Path, arch: str, profile: str, root: Path | None = None) -> Path:
+    odir = build_dir(arch, profile, root)
     odir.mkdir(parents=True, exist_ok=True)
     frags = fragments(arch, profile)
     stamp = Stamp(odir / ".kh-config-key")
@@ -123,7 +138,7 @@ def configure(tree: Path, arch: str, profile: str) -> Path:
     run([tree / "scripts" / "kconfig" / "merge_config.sh", "-m", "-O", odir, tmp, *frags],
         env=cfg_env, capture=True, cwd=tree)
     run([*base, "-C", tree, "olddefconfig"], env=cfg_env, capture=True)
-    bad = check_config(tmp, frags)
+    bad = check_config(tmp, frags, undefined_options(tree))
     if bad:
         raise KhError("kernel config: options Kconfig did not accept (missing dependency?):\n  "
                       + "\n  ".join(bad))
@@ -149,8 +164,9 @@ def rust_available(tree: Path, arch: str, odir: Path) -> None:
                       "(rustc, rust-src, bindgen, libclang):\n" + (r.stdout + r.stderr)[-3000:])
 
 
-def build(tree: Path, arch: str, profile: str, targets=None, extra=()) -> Path:
-    odir = configure(tree, arch, profile)
+def build(tree: Path, arch: str, profile: str, targets=None, extra=(),
+          root: Path | None = None) -> Path:
+    odir = configure(tree, arch, profile, root)
     ensure_path()
     rust_available(tree, arch, odir)
     targets = targets or (["bzImage"] if arch == "x86_64" else ["Image"])
