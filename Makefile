@@ -46,7 +46,7 @@ rootfs:		## build the Debian guest image
 	$(KH) rootfs --arch $(KH_ARCH)
 
 baseline:	## regenerate the C-core baselines (CONFIG_PERF_EVENTS_RUST_CORE=n)
-	$(KH) baseline --timeout $(TIMEOUT) $(FULL_FLAG) --arch $(KH_ARCH)
+	$(KH) baseline --timeout $(TIMEOUT) $(FULL_FLAG) --arch $(KH_ARCH) $(if $(REUSE),--reuse,)
 
 patches:	## export the delta as a git format-patch series into out/series
 	$(KH) patches --out $(CURDIR)/out/series $(if $(CHECK),--check,)

@@ -4,14 +4,17 @@
 # "KH-PERF-TEST-WHY N: ..." (the host takes them as the signature, compared with the C
 # core's).
 perf_test_why() {
-	local n pin
+	local n pin why
 	for n in $(sed -n -e 's/^ *\([0-9][0-9]*\): .* : FAILED!$/\1/p' \
 		-e 's/^ *\([0-9][0-9]*\): .* : Skip$/\1/p' "$1"); do
 		pin=
 		case " $pinned " in *" $n "*) pin="taskset -c 0" ;; esac
-		$pin timeout 600 perf test -v "$n" 2>&1 |
-			grep -E '\[Failed|[Ff]ailed[ !:]|FAILED|\[Skip|[Ss]kip(ped|ping)?[ :\]]' |
-			grep -v -E ": (FAILED!|Skip)$" | head -n 3 |
+		# A failure's lines that say what failed; a skip's that say why it skips.
+		why='\[Skip|[Ss]kip(ped|ping)?[ :]'
+		grep -q -E "^ *$n: .* : FAILED!$" "$1" && why='\[Fail|[Ff]ailed[ !:]|FAILED'
+		$pin timeout 600 perf test -v "$n" 2>&1 | grep -E "$why" |
+			grep -v -E ": (FAILED!|Skip)$|(Failed|Skipped|Passed) tests *:|List of [a-z]+ tests" |
+			head -n 3 |
 			sed "s/^/KH-PERF-TEST-WHY $n: /"
 	done
 }

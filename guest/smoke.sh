@@ -14,11 +14,29 @@ smoke_stat() {
 smoke_group() {
 	perf stat -e '{task-clock,context-switches,page-faults}' -- $W 100 10
 }
+# slow_watch SECONDS: if still running then, /proc/interrupts twice, 10 s apart, and
+# /proc/softirqs (issue 21: a CPU stuck in perf_event_exec() under QEMU's icount mode while
+# perf record starts its workload; the other CPU can still say which interrupt storms).
+slow_watch() {
+	sleep "$1" || return
+	echo "KH-SLOW still running after $1 s; /proc/interrupts:"
+	cat /proc/interrupts
+	sleep 10
+	echo "KH-SLOW 10 s later; /proc/interrupts, /proc/softirqs:"
+	cat /proc/interrupts /proc/softirqs
+}
 smoke_record() {
-	perf record -e cpu-clock -g -o /tmp/perf.data -- $W 400 5 || return
+	local watch rc
+	slow_watch 120 &
+	watch=$!
+	perf record -e cpu-clock -g -o /tmp/perf.data -- $W 400 5
+	rc=$?
+	kill $watch 2>/dev/null
+	wait $watch 2>/dev/null
+	[ $rc -eq 0 ] || return $rc
 	perf report --stdio --no-children --percent-limit 2 -i /tmp/perf.data \
 		--sort comm,dso,sym >/tmp/perf.report 2>&1
-	local rc=$?
+	rc=$?
 	head -n 80 /tmp/perf.report
 	return $rc
 }

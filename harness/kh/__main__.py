@@ -235,16 +235,27 @@ def cmd_baseline(args) -> int:
     arch = args.arch
     if arch not in build.ARCHES:
         raise KhError(f"make baseline takes one ARCH: {', '.join(build.ARCHES)}")
-    t, _ = prepare(profile, arch)
     parts = arch_parts(arch)
     base = suites.BASELINES / arch
     known = suites.load_baseline(base / "reasons.tsv")
     reasons = {k: v.reason for k, v in known.items()}
     # Cases that give either result on the C core: run REPEAT_N times, compared by counts.
     repeat = [k for k, v in known.items() if v.result == "repeat"]
-    res, out = boot_with(profile, parts, run_name("baseline", arch),
-                         timeout=args.timeout, live=False, full=args.full, arch=arch,
-                         repeat=repeat)
+    if args.reuse and arch != "x86_64":
+        raise KhError("make baseline REUSE=1 re-reads x86_64's run only (arm64 has a second "
+                      "boot)")
+    if args.reuse:
+        # The last baseline run's logs, read again (after a change of the parsers).
+        out = cache_dir() / "results" / run_name("baseline", arch)
+        res = guest.GuestResult((out / "console.log").read_text(errors="replace"),
+                                (out / "results.log").read_text(errors="replace"), 0, False,
+                                0.0, "tcg icount" if arch == "arm64" else "tcg")
+        log(f"re-reading the baseline run's logs in {out}")
+    else:
+        prepare(profile, arch)
+        res, out = boot_with(profile, parts, run_name("baseline", arch),
+                             timeout=args.timeout, live=False, full=args.full, arch=arch,
+                             repeat=repeat)
     rep = Report()
     sections = guest_report(res, out, rep)
     rep.extend(suites.eval_smoke(sections, hw=HW_PMU[arch]))
@@ -314,6 +325,9 @@ def main(argv=None) -> int:
         if name == "test":
             s.add_argument("--quick", action="store_true",
                            help="arm64: the quick form (boot, KUnit, kselftests, smoke)")
+        else:
+            s.add_argument("--reuse", action="store_true",
+                           help="re-read the last baseline run's logs instead of booting")
     e = sub.add_parser("patches", help="export the delta as a git format-patch series")
     e.add_argument("--out", default=str(REPO / "out" / "series"))
     e.add_argument("--check", action="store_true",

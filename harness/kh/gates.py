@@ -102,7 +102,9 @@ def checkpatch(tree: Path, pats: list[Path], rep: Report) -> None:
     if not pats:
         problems.append("no patch was exported")
     for p in pats:
-        r = run(["perl", tree / "scripts/checkpatch.pl", "--no-tree", "--terse", "--show-types",
+        # --emacs: one 'file:line: TYPE: msg' line per report, like --terse, which also
+        # silences the closing summary of a clean patch.
+        r = run(["perl", tree / "scripts/checkpatch.pl", "--no-tree", "--emacs", "--show-types",
                  p], capture=True, check=False, quiet=True)
         e, w, problem = checkpatch_verdict(p.name, r.returncode, r.stdout, r.stderr)
         errors += e

@@ -26,8 +26,10 @@ from pathlib import Path
 
 from .common import KhError, Stamp, cache_dir, log, warn
 
+# rcu_cpu_stall_cputime: an RCU stall report says how the stalled CPU spent the time
+# (hard and soft interrupts, system time): an interrupt storm or a loop.
 CMDLINE = ("root=/dev/vda rw init=/sbin/kh-init panic=-1 loglevel=6 no_hash_pointers "
-           "sysrq_always_enabled")
+           "sysrq_always_enabled rcupdate.rcu_cpu_stall_cputime=1")
 CONSOLE = {"x86_64": "console=ttyS0,115200", "arm64": "console=ttyAMA0"}
 QEMU = {"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
 ARM64_ICOUNT_SHIFT = 0

@@ -155,7 +155,9 @@ def parse_perf_test(text: str) -> list[Case]:
     why: dict[str, list[str]] = {}
     for line in lines:
         m = re.match(r"^KH-PERF-TEST-WHY (\d+): (.*)$", line)
-        if m:
+        # perf's own tallies ('Skipped tests : 1', 'List of failed tests:') say nothing.
+        if m and not re.search(r"(Failed|Skipped|Passed) tests\s*:|List of \w+ tests",
+                               m.group(2)):
             why.setdefault(m.group(1), []).append(m.group(2).strip())
     for line in lines:
         m = PERF_TEST_RE.match(line)
