@@ -248,20 +248,25 @@ enum Access<'a> {
 }
 
 impl<'a> Access<'a> {
+    /// The proof that fits the caller, or `None` if the context shows neither case (the
+    /// caller's contract was broken).
+    ///
     /// # Safety
     ///
     /// The caller holds `ctx->mutex`, or `ctx` is a child context being filled by
     /// `perf_event_init_task()` that nothing else can reach.
-    unsafe fn of_c_caller(ctx: &'a Ctx) -> Self {
-        // An unpublished context's mutex cannot be locked by anybody; a caller that holds it
-        // has it locked. Lockdep checks the owner in the first case, `Unpublished::assume`
-        // checks the task state in the second.
-        if ctx.mutex_is_locked() {
-            // SAFETY: Forwarded from the caller: the mutex is held, and by us.
-            Self::Mutex(unsafe { MutexHeld::assume(ctx) })
+    unsafe fn of_c_caller(ctx: &'a Ctx) -> Option<Self> {
+        // Decided from the mutex's owner, not from whether it is locked: another task holding
+        // it must not pass for us. An unpublished context's mutex is not locked by anybody,
+        // and its task is still being created.
+        if ctx.mutex_owned_by_current() {
+            // SAFETY: The current task holds the mutex (its owner word says so).
+            Some(Self::Mutex(unsafe { MutexHeld::assume(ctx) }))
+        } else if Unpublished::looks_unpublished(ctx) {
+            // SAFETY: Forwarded from the caller: not the first case, so the second.
+            unsafe { Unpublished::assume(ctx) }.map(Self::Unpublished)
         } else {
-            // SAFETY: Forwarded from the caller: the other case.
-            Self::Unpublished(unsafe { Unpublished::assume(ctx) })
+            None
         }
     }
 }
@@ -304,8 +309,13 @@ pub(crate) unsafe extern "C" fn find_get_pmu_context(
     };
     // SAFETY: Forwarded from the caller's contract.
     match unsafe { Access::of_c_caller(ctx) } {
-        Access::Mutex(held) => find_get_task(held.lock_irq(), pmu, new),
-        Access::Unpublished(private) => find_get_task(private.lock_irq(), pmu, new),
+        Some(Access::Mutex(held)) => find_get_task(held.lock_irq(), pmu, new),
+        Some(Access::Unpublished(private)) => find_get_task(private.lock_irq(), pmu, new),
+        // A caller that holds neither proof: refuse rather than modify unprotected state.
+        None => {
+            warn_on_once!(true);
+            EINVAL.to_ptr()
+        }
     }
 }
 
@@ -730,6 +740,74 @@ mod tests {
         unsafe { put_pmu_ctx_with(kept, COUNTING) };
         assert_eq!(ctx.list()?.len(), 0);
         rcu::barrier();
+        Ok(())
+    }
+
+    /// What the mutex holder kthread shares with the test.
+    struct Holder {
+        ctx: *mut bindings::perf_event_context,
+        holding: Atomic<bool>,
+        release: Atomic<bool>,
+    }
+
+    /// Takes the context's mutex, says so, holds it until told to release it, then waits to
+    /// be stopped.
+    ///
+    /// # Safety
+    ///
+    /// `data` must point to a [`Holder`] whose context outlives the thread.
+    unsafe extern "C" fn holder(data: *mut c_void) -> c_int {
+        // SAFETY: `data` is a `Holder` that outlives the thread.
+        let h = unsafe { &*data.cast::<Holder>() };
+        // SAFETY: The test keeps the context alive.
+        let m = unsafe { Ctx::from_raw(h.ctx) }.lock_mutex();
+        h.holding.store(true, kernel::sync::atomic::Release);
+        let _ = crate::testing::wait_until(|| h.release.load(kernel::sync::atomic::Acquire));
+        drop(m);
+        crate::testing::wait_to_be_stopped();
+        0
+    }
+
+    #[test]
+    fn another_tasks_mutex_is_no_proof() -> Result {
+        // find_get_pmu_context() tells its two callers apart by the context's mutex: held by
+        // the caller (sys_perf_event_open() and friends) or by nobody (the inherit path's
+        // unpublished child). A mutex that another task holds is neither: locked, but no proof
+        // for us, and the context (of a running task) is not unpublished either.
+        let ctx = TestCtx::new(true)?;
+        assert!(!ctx.ctx().mutex_owned_by_current());
+        {
+            let _m = ctx.ctx().lock_mutex();
+            assert!(ctx.ctx().mutex_owned_by_current());
+            // SAFETY: We hold the mutex.
+            assert!(matches!(
+                unsafe { Access::of_c_caller(ctx.ctx()) },
+                Some(Access::Mutex(_))
+            ));
+        }
+        let h = Holder {
+            ctx: ctx.0,
+            holding: Atomic::new(false),
+            release: Atomic::new(false),
+        };
+        // SAFETY: `holder` takes a `Holder`; `h` and the context outlive the thread.
+        let t = unsafe { crate::testing::kthread_run(holder, &h, c"perf-epc-holder") }?;
+        let holding = crate::testing::wait_until(|| h.holding.load(kernel::sync::atomic::Acquire));
+        let (locked, ours) = (
+            ctx.ctx().mutex_is_locked(),
+            ctx.ctx().mutex_owned_by_current(),
+        );
+        // SAFETY: Deliberately a broken contract: the holder, not we, has the mutex. The
+        // function only reads the context to refuse.
+        let refused = unsafe { Access::of_c_caller(ctx.ctx()) }.is_none();
+        h.release.store(true, kernel::sync::atomic::Release);
+        // SAFETY: Our kthread; it releases the mutex and waits to be stopped.
+        assert_eq!(unsafe { bindings::kthread_stop(t) }, 0);
+        holding?;
+        // The holder thread took the mutex: locked, but not by us.
+        assert!(locked);
+        assert!(!ours);
+        assert!(refused);
         Ok(())
     }
 }

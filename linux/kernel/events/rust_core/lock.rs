@@ -168,6 +168,24 @@ impl Ctx {
         // SAFETY: The mutex is initialised; `mutex_is_locked()` only reads its owner word.
         unsafe { bindings::mutex_is_locked(&raw mut (*self.as_raw()).mutex) }
     }
+
+    /// Whether the current task holds `ctx->mutex`. Unlike [`Ctx::mutex_is_locked`] (true
+    /// whoever holds it) and lockdep (only with `CONFIG_PROVE_LOCKING`), this is the mutex's own
+    /// owner word, in every configuration. C: `mutex_get_owner() == current`.
+    #[inline]
+    pub(crate) fn mutex_owned_by_current(&self) -> bool {
+        #[cfg(not(CONFIG_PREEMPT_RT))]
+        // SAFETY: The mutex is initialised; `mutex_get_owner()` reads its owner word once.
+        let owner = unsafe { bindings::mutex_get_owner(&raw mut (*self.as_raw()).mutex) } as usize;
+        // An rtmutex-based mutex: the owner word is the task with RT_MUTEX_HAS_WAITERS (bit 0).
+        #[cfg(CONFIG_PREEMPT_RT)]
+        // SAFETY: The mutex is initialised; the owner word is read once, as C's READ_ONCE().
+        let owner = unsafe { (&raw const (*self.as_raw()).mutex.rtmutex.owner).read_volatile() }
+            as usize
+            & !1;
+        // SAFETY: No requirements.
+        owner == unsafe { bindings::get_current() } as usize
+    }
 }
 
 /// Proof that the current task holds `ctx->mutex` of [`Read::ctx`].
@@ -181,12 +199,13 @@ impl<'a> MutexHeld<'a> {
     ///
     /// # Safety
     ///
-    /// The current task must hold `ctx->mutex` for as long as the proof lives. With lockdep, this
-    /// is asserted.
+    /// The current task must hold `ctx->mutex` for as long as the proof lives. This is checked
+    /// (a warning, once) in every configuration from the mutex's owner, and with lockdep too.
     #[inline]
     pub(crate) unsafe fn assume(ctx: &'a Ctx) -> Self {
         // SAFETY: The mutex is initialised.
         unsafe { bindings::mutex_assert_is_held(&raw mut (*ctx.as_raw()).mutex) };
+        crate::warn_on_once!(!ctx.mutex_owned_by_current());
         Self {
             ctx,
             _not_send: NotThreadSafe,
@@ -260,27 +279,36 @@ pub(crate) struct Unpublished<'a> {
 }
 
 impl<'a> Unpublished<'a> {
-    /// Makes the proof for a context that `perf_event_init_task()` is filling.
-    ///
-    /// Warns (once) if the context does not look unpublished: its task must still be in
-    /// `copy_process()` (`TASK_NEW`) and nobody may hold its mutex.
+    /// Makes the proof for a context that `perf_event_init_task()` is filling, if it looks
+    /// unpublished: its task is still in `copy_process()` (`TASK_NEW`) and nobody holds its
+    /// mutex. Otherwise (a caller that broke its contract) warns once and returns `None`: the
+    /// check runs in every configuration.
     ///
     /// # Safety
     ///
     /// No other task or CPU may be able to reach `ctx` while the proof lives: it is the context
     /// of a task that `copy_process()` is creating and no event of it has been published.
     #[inline]
-    pub(crate) unsafe fn assume(ctx: &'a Ctx) -> Self {
+    pub(crate) unsafe fn assume(ctx: &'a Ctx) -> Option<Self> {
+        if crate::warn_on_once!(!Self::looks_unpublished(ctx)) {
+            return None;
+        }
+        Some(Self {
+            ctx,
+            _not_send: NotThreadSafe,
+        })
+    }
+
+    /// What [`Unpublished::assume`] checks: the context's task is still in `copy_process()`
+    /// (`TASK_NEW`) and nobody holds the context's mutex.
+    #[inline]
+    pub(crate) fn looks_unpublished(ctx: &Ctx) -> bool {
         let task = ctx.task();
         // SAFETY: A task context holds a reference on its task; `__state` is read once.
         let new = !task.is_null()
             && task != TASK_TOMBSTONE
             && unsafe { (&raw const (*task).__state).read_volatile() } == bindings::TASK_NEW;
-        crate::warn_on_once!(!new || ctx.mutex_is_locked());
-        Self {
-            ctx,
-            _not_send: NotThreadSafe,
-        }
+        new && !ctx.mutex_is_locked()
     }
 
     /// Takes `ctx->lock` with interrupts disabled. Nothing else can contend for it, but the

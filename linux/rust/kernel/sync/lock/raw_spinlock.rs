@@ -60,8 +60,46 @@ pub type RawSpinLock<T> = Lock<T, RawSpinLockBackend>;
 
 /// A raw spinlock that disables local interrupts while held. C: `raw_spin_lock_irq()`.
 ///
-/// Unlocking enables interrupts unconditionally, so it must not be locked with interrupts
-/// already disabled; use [`RawSpinLockIrqSave`] there.
+/// For code that runs with interrupts enabled: unlocking enables them again. C's
+/// `raw_spin_unlock_irq()` enables them unconditionally, so C code that takes such a lock
+/// with interrupts already off turns them on behind its own back; here that cannot happen from
+/// safe code: the guard records whether interrupts were enabled when the lock was taken and
+/// only then enables them (a check of the CPU's interrupt flag, in every configuration). Code
+/// that may run with interrupts off should still use [`RawSpinLockIrqSave`], which says so.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::sync::{lock::raw_spinlock::{irqs_disabled, LocalIrqSave}, RawSpinLockIrq};
+///
+/// let lock = KBox::pin_init(
+///     RawSpinLockIrq::new(0u32, c"irq", kernel::static_lock_class!()),
+///     GFP_KERNEL,
+/// )?;
+/// assert!(!irqs_disabled());
+/// {
+///     let mut guard = lock.lock();
+///     assert!(irqs_disabled());
+///     *guard += 1;
+/// }
+/// assert!(!irqs_disabled());
+/// // A failed `try_lock()` leaves interrupts as it found them (C's `raw_spin_trylock_irq()`
+/// // enables them when it fails).
+/// {
+///     let _held = lock.lock();
+///     assert!(lock.try_lock().is_none());
+///     assert!(irqs_disabled());
+/// }
+/// // Taken inside a section that has interrupts off, it leaves them off.
+/// let irqs = LocalIrqSave::new();
+/// drop(lock.lock());
+/// assert!(irqs_disabled());
+/// drop(lock.try_lock());
+/// assert!(irqs_disabled());
+/// drop(irqs);
+/// assert!(!irqs_disabled());
+/// # Ok::<(), Error>(())
+/// ```
 pub type RawSpinLockIrq<T> = Lock<T, RawSpinLockIrqBackend>;
 
 /// A raw spinlock that disables local interrupts while held and restores their previous state
@@ -317,14 +355,19 @@ unsafe impl Backend for RawSpinLockBackend {
 // SAFETY: `State` is `raw_spinlock_t`, initialised by `raw_init`.
 unsafe impl RawSpinLockState for RawSpinLockBackend {}
 
-/// The [`RawSpinLockIrq`] backend: `raw_spin_lock_irq()`/`raw_spin_unlock_irq()`.
+/// The [`RawSpinLockIrq`] backend: `raw_spin_lock_irq()`/`raw_spin_unlock_irq()`, or
+/// `raw_spin_unlock()` if interrupts were already disabled at lock time (the guard state says
+/// which).
 pub struct RawSpinLockIrqBackend;
 
 // SAFETY: The C `raw_spinlock_t` ensures mutual exclusion; `relock` uses the default, which
-// takes the lock the same way again.
+// takes the lock the same way again and records the interrupt state anew. Unlocking enables
+// interrupts only if they were enabled when the lock was taken, so the interrupt state after
+// the guard is the one before it.
 unsafe impl Backend for RawSpinLockIrqBackend {
     type State = bindings::raw_spinlock_t;
-    type GuardState = ();
+    /// Whether interrupts were enabled when the lock was taken.
+    type GuardState = bool;
 
     #[inline]
     unsafe fn init(
@@ -338,20 +381,41 @@ unsafe impl Backend for RawSpinLockIrqBackend {
 
     #[inline]
     unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
-        // SAFETY: The caller guarantees that `ptr` is a valid, initialised lock.
-        unsafe { bindings::raw_spin_lock_irq(ptr) }
+        let enabled = !irqs_disabled();
+        if enabled {
+            // SAFETY: The caller guarantees that `ptr` is a valid, initialised lock.
+            unsafe { bindings::raw_spin_lock_irq(ptr) }
+        } else {
+            // SAFETY: As above; interrupts are disabled already.
+            unsafe { bindings::raw_spin_lock(ptr) }
+        }
+        enabled
     }
 
     #[inline]
     unsafe fn try_lock(ptr: *mut Self::State) -> Option<Self::GuardState> {
-        // SAFETY: The caller guarantees that `ptr` is a valid, initialised lock.
-        (unsafe { bindings::raw_spin_trylock_irq(ptr) } != 0).then_some(())
+        let enabled = !irqs_disabled();
+        // C's `raw_spin_trylock_irq()` enables interrupts when it fails: only where they were.
+        let taken = if enabled {
+            // SAFETY: The caller guarantees that `ptr` is a valid, initialised lock.
+            unsafe { bindings::raw_spin_trylock_irq(ptr) }
+        } else {
+            // SAFETY: As above; interrupts are disabled already.
+            unsafe { bindings::raw_spin_trylock(ptr) }
+        };
+        (taken != 0).then_some(enabled)
     }
 
     #[inline]
-    unsafe fn unlock(ptr: *mut Self::State, _guard_state: &Self::GuardState) {
-        // SAFETY: The caller owns the lock.
-        unsafe { bindings::raw_spin_unlock_irq(ptr) }
+    unsafe fn unlock(ptr: *mut Self::State, enabled: &Self::GuardState) {
+        if *enabled {
+            // SAFETY: The caller owns the lock; interrupts were enabled before it was taken.
+            unsafe { bindings::raw_spin_unlock_irq(ptr) }
+        } else {
+            // SAFETY: The caller owns the lock; interrupts were disabled before it was taken
+            // and stay so.
+            unsafe { bindings::raw_spin_unlock(ptr) }
+        }
     }
 
     #[inline]
