@@ -9,7 +9,7 @@ import time
 import unittest
 from pathlib import Path
 
-from . import bench, bisect, build, gates, guest, hostcheck, parsers, rootfs, suites, toolchain
+from . import bench, bisect, build, gates, guest, hostcheck, parsers, rootfs, soak, suites, toolchain
 from . import stress as stressmod, tree as treemod
 from .common import REPO, KhError, cache_dir, log
 from .suites import Report
@@ -338,6 +338,12 @@ def main(argv=None) -> int:
     st.add_argument("--core", choices=["rust", "c"], default="rust")
     st.add_argument("--kind", choices=["stress", "debug"], default="stress",
                     help="kernel profile kind: stress (KASAN) or debug (quicker to build)")
+    sk = sub.add_parser("soak", help="the same guest run N times (hangs, failures)")
+    sk.add_argument("--profile", default="debug-rust")
+    sk.add_argument("--arch", default="arm64", choices=build.ARCHES)
+    sk.add_argument("--n", type=int, default=20)
+    sk.add_argument("--parts", default=",".join(QUICK_PARTS))
+    sk.add_argument("--load", type=int, default=0, help="CPU-bound host processes meanwhile")
     bn = sub.add_parser("bench", help="the Rust core against the C core, as ratios")
     bn.add_argument("--rounds", type=int, default=10)
     bn.add_argument("--modes", default="icount,wall", help="icount and/or wall, comma-separated")
@@ -377,6 +383,10 @@ def main(argv=None) -> int:
                 toolchain.install()
                 return bisect.check(pats)
             return 0 if ok else 1
+        elif args.cmd == "soak":
+            toolchain.install(arch=args.arch)
+            prepare(args.profile, args.arch)
+            return soak.run(args.profile, args.arch, args.n, args.parts.split(","), args.load)
         elif args.cmd == "bench":
             toolchain.install(bench=True)
             guest.qemu_available()
