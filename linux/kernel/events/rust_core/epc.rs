@@ -780,10 +780,8 @@ mod tests {
             let _m = ctx.ctx().lock_mutex();
             assert!(ctx.ctx().mutex_owned_by_current());
             // SAFETY: We hold the mutex.
-            assert!(matches!(
-                unsafe { Access::of_c_caller(ctx.ctx()) },
-                Some(Access::Mutex(_))
-            ));
+            let access = unsafe { Access::of_c_caller(ctx.ctx()) };
+            assert!(matches!(access, Some(Access::Mutex(_))));
         }
         let h = Holder {
             ctx: ctx.0,
