@@ -50,14 +50,19 @@ perf_test_run() {
 		return 1
 	fi
 	if [ -z "${KH_FULL:-}" ]; then
-		local rc=0
+		local rc=0 st
+		# Through tee: the results channel sees each test as it ends (the host's hang
+		# watchdog counts a long silence as a hang).
 		# shellcheck disable=SC2086
-		timeout 2400 perf test -S $nums >/tmp/perf-test.out 2>&1 || rc=$?
+		timeout 2400 perf test -S $nums 2>&1 | tee /tmp/perf-test.out
+		st=${PIPESTATUS[0]}
+		[ "$st" -eq 0 ] || rc=$st
 		if [ -n "${pinned// /}" ]; then
 			# shellcheck disable=SC2086
-			timeout 600 taskset -c 0 perf test -S $pinned >>/tmp/perf-test.out 2>&1 || rc=$?
+			timeout 600 taskset -c 0 perf test -S $pinned 2>&1 | tee -a /tmp/perf-test.out
+			st=${PIPESTATUS[0]}
+			[ "$st" -eq 0 ] || rc=$st
 		fi
-		cat /tmp/perf-test.out
 		perf_test_why /tmp/perf-test.out
 		return $rc
 	fi
