@@ -258,6 +258,11 @@ def cmd_baseline(args) -> int:
                              repeat=repeat)
     rep = Report()
     sections = guest_report(res, out, rep)
+    if [n for n, _ in rep.failed if n == "guest/finished"]:
+        # A run that hung or died has part of the results only: no baseline from it.
+        print_report(rep, "baseline guest")
+        print(f"baselines NOT written: the C core's run did not finish (logs in {out})")
+        return 1
     rep.extend(suites.eval_smoke(sections, hw=HW_PMU[arch]))
     if "stress" in parts:
         rep.extend(suites.eval_stress(sections))
