@@ -61,6 +61,8 @@ REPORT = """# To display the perf.data header info, please use --header/--header
 # Event count (approx.): 400250000
 #
     98.94%  kh-workload  kh-workload       [.] kh_spin
+KH-CALLCHAIN kh_spin
+    98.94%  [.] kh_spin
             |
             ---main
                kh_work

@@ -71,6 +71,18 @@ class Smoke(unittest.TestCase):
         self.assertEqual(rep.failed, [])
         self.assertEqual(len(rep.passed), 7)
 
+    def test_kh_spin_only_in_the_callchain_part_fails(self):
+        from tests.test_parsers import REPORT, STAT
+        report = REPORT.replace("    98.94%  kh-workload  kh-workload       [.] kh_spin\n"
+                                "KH-CALLCHAIN", "    98.94%  kh-workload  [kernel]  [k] x\n"
+                                "KH-CALLCHAIN")
+        secs = {"smoke.stat": self.sec("smoke.stat", "KH-SMOKE-SLICES 2\n" + STAT),
+                "smoke.group": self.sec("smoke.group", STAT),
+                "smoke.record": self.sec("smoke.record", report)}
+        failed = dict(suites.eval_smoke(secs).failed)
+        self.assertIn("kh_spin missing", failed["smoke/record+report"])
+        self.assertNotIn("smoke/record -g callchain", failed)
+
     def test_too_few_migrations_fail(self):
         from tests.test_parsers import REPORT, STAT
         for head, why in (("KH-SMOKE-SLICES 20\n", "expected >= 19 (one per change of CPU), "
