@@ -179,3 +179,18 @@ class PerfTestWhy(unittest.TestCase):
                          "Hide zero events stat test [Failed - metric-only command failed]")
         self.assertEqual(got["25 Use a dummy software event to keep tracking"], "no cycles")
         self.assertEqual(got["130 perf trace"], "timed out after 300 s")
+
+
+class SignatureValues(unittest.TestCase):
+    def test_operand_values_left_out(self):
+        diag = ["# arm_pmu.c:378:sampling_32bit:Expected PERIODS - 1 (9) <= samples (4)",
+                "# sampling_32bit: Test terminated by assertion"]
+        other = [diag[0].replace("(4)", "(3)"), diag[1]]
+        self.assertEqual(parsers.signature("fail", "", diag), parsers.signature("fail", "", other))
+        self.assertEqual(parsers.signature("fail", "", diag),
+                         "arm_pmu.c:378:sampling_32bit:Expected PERIODS - 1 <= samples | "
+                         "sampling_32bit: Test terminated by assertion")
+        # Another expression is another cause.
+        moved = ["# arm_pmu.c:380:sampling_32bit:Expected 0 (0) == throttled (2)", diag[1]]
+        self.assertNotEqual(parsers.signature("fail", "", diag),
+                            parsers.signature("fail", "", moved))
