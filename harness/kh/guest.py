@@ -14,7 +14,6 @@ cores; shift=0 runs every suite but the stress part (see __main__.SKIP_PARTS).""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -24,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import parsers
 from .common import KhError, Stamp, cache_dir, log, warn
 
 # rcu_cpu_stall_cputime: an RCU stall report says how the stalled CPU spent the time
@@ -35,11 +35,7 @@ QEMU = {"x86_64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
 ARM64_ICOUNT_SHIFT = 0
 
 
-# The hang watchdog (see Watchdog). A stall report on the console: RCU's, the soft-lockup
-# detector's, the hung-task detector's.
-STALL_RE = re.compile(r"rcu: INFO: \S+ (?:self-)?detected stall|"
-                      r"rcu: INFO: \S+ detected stalls on CPUs|"
-                      r"BUG: soft lockup|INFO: task \S+ blocked for more than")
+# The hang watchdog (see Watchdog): a stall report on the console is parsers.STALL_RE.
 # After a stall report, this long without a new line on the results channel is a hang.
 STALL_GRACE = 120
 # Without any stall report, this long without a new line on the results channel is a hang:
@@ -64,15 +60,10 @@ class GuestResult:
 
 
 def open_section(results: str) -> str | None:
-    """The section the guest is in (a KH-BEGIN without its KH-END), if any."""
-    cur = None
-    for line in results.replace("\r", "").split("\n"):
-        m = re.match(r"^KH-BEGIN (\S+)$", line.rstrip())
-        if m:
-            cur = m.group(1)
-        elif cur is not None and re.search(rf"KH-END {re.escape(cur)} rc=\d+$", line.rstrip()):
-            cur = None
-    return cur
+    """The section the guest is in (begun, not ended), if any."""
+    sections, _ = parsers.parse_sections(results)
+    open_ = [name for name, sec in sections.items() if sec.rc is None]
+    return open_[-1] if open_ else None
 
 
 class Watchdog:
@@ -80,7 +71,7 @@ class Watchdog:
     the results channel (progress). Pure: fed with the channel sizes and console text at
     a time `now`; `verdict()` says why the guest is hung, or None.
 
-    - a stall report (STALL_RE) and then STALL_GRACE seconds without results output: hung
+    - a stall report (parsers.STALL_RE) and then STALL_GRACE seconds without results output: hung
       (a stall the guest recovers from still fails the console check, but lets the run go on);
     - NO_PROGRESS seconds without results output, stall or not: hung."""
 
@@ -100,7 +91,7 @@ class Watchdog:
         if self.stall_line is None:
             # Rescan from a little before the last end: a report may straddle two reads.
             start = max(0, self.console_scanned - 200)
-            m = STALL_RE.search(console, start)
+            m = parsers.STALL_RE.search(console, start)
             if m:
                 eol = console.find("\n", m.start())
                 bol = console.rfind("\n", 0, m.start()) + 1

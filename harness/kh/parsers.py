@@ -252,12 +252,18 @@ def find_splats(console: str, context: int = 30) -> list[str]:
     return out
 
 
+# A stall report on the console: RCU's, the soft-lockup detector's, the hung-task detector's
+# (the hang watchdog's trigger, guest.Watchdog, and where hang_evidence() starts).
+STALL_RE = re.compile(r"rcu: INFO: \S+ (?:self-)?detected stall|"
+                      r"rcu: INFO: \S+ detected (?:expedited )?stalls on CPUs|"
+                      r"BUG: soft lockup|INFO: task \S+ blocked for more than")
+
+
 def hang_evidence(console: str, limit: int = 400) -> str:
     """What a hung guest's console says: from the first stall report (RCU, soft lockup,
     hung task) on, else its last lines; at most `limit` lines, the sysrq dumps included."""
     lines = strip_ansi(console).split("\n")
     for i, line in enumerate(lines):
-        if re.search(r"rcu: INFO: |BUG: soft lockup|INFO: task \S+ blocked for more than",
-                     line):
+        if STALL_RE.search(line):
             return "\n".join(lines[i:i + limit])
     return "\n".join(lines[-200:])
