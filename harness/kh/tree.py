@@ -4,9 +4,16 @@ The work tree is `tree/` in the cache. A run builds the wanted commits with a
 temporary index (no files touched), then checks out the result: git rewrites only
 the files that differ, so their mtimes, and the out-of-tree build, stay incremental.
 
-Commits: `upstream` (pristine), one commit adding every file of `linux/` (new files
-only: nothing is wired in yet, so it builds), then one commit per patch of
-`patches/series`, in order.
+Commits: `upstream` (pristine), then one commit per patch of `patches/series`, in
+order. A new file of the series lives in `linux/` at its final content (that is where
+people read and edit it) and enters the series in the patch that first needs it:
+`patches/series` lists it under that patch as an indented `+ path` line. A later patch
+may change such a file; its hunks for it are ordinary hunks of that patch. The file's
+content after each patch is derived backwards from linux/: start from the final
+content and undo the patches' hunks for it, last patch first. So an edit of linux/
+goes into the patch that created the file, unless it touches lines that a later
+patch's hunks need as context, which fails by name (then edit in the work tree and
+`make refresh`).
 """
 
 from __future__ import annotations
@@ -21,38 +28,128 @@ from .upstream import ensure_tree, git, tree_dir
 
 OVERLAY = REPO / "linux"
 PATCHES = REPO / "patches"
-OVERLAY_SUBJECT = "perf/core: add the Rust perf core and its tests (new files)"
-OVERLAY_BODY = """Add the new files of this series at once: the Rust perf core
-(kernel/events/rust_core/), its C interface (kernel/events/rust_core.h),
-Rust library code, documentation and tests. Nothing builds them yet; the
-following patches wire them in behind CONFIG_PERF_EVENTS_RUST_CORE.
-
-Signed-off-by: perf-rust <perf-rust@localhost>
-"""
 AUTHOR = {"GIT_AUTHOR_NAME": "perf-rust", "GIT_AUTHOR_EMAIL": "perf-rust@localhost",
           "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
           "GIT_COMMITTER_NAME": "perf-rust", "GIT_COMMITTER_EMAIL": "perf-rust@localhost",
           "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
 
 
-def series() -> list[Path]:
-    """The patches of patches/series, in order (comments and blank lines ignored)."""
-    sf = PATCHES / "series"
+class Entry:
+    """One patch of patches/series and the overlay files (relative paths) it creates."""
+
+    def __init__(self, patch: Path, creates: list[str]):
+        self.patch = patch
+        self.creates = creates
+
+    def __repr__(self):
+        return f"Entry({self.patch.name}, {self.creates})"
+
+
+def series_entries(patches: Path = PATCHES) -> list[Entry]:
+    """patches/series in order: a patch name per line, each followed by the `+ path` lines
+    of the overlay files it creates (comments and blank lines ignored)."""
+    sf = patches / "series"
     if not sf.exists():
         return []
-    out = []
-    for line in sf.read_text().splitlines():
+    out: list[Entry] = []
+    for n, line in enumerate(sf.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
-        if line:
-            p = PATCHES / line
-            if not p.exists():
-                raise KhError(f"patches/series names {line}, which does not exist")
-            out.append(p)
+        if not line:
+            continue
+        if line.startswith("+"):
+            if not out:
+                raise KhError(f"patches/series:{n}: `{line}` before the first patch")
+            out[-1].creates.append(line[1:].strip())
+            continue
+        p = patches / line
+        if not p.exists():
+            raise KhError(f"patches/series names {line}, which does not exist")
+        out.append(Entry(p, []))
     return out
 
 
-def overlay_files() -> list[Path]:
-    return sorted(p for p in OVERLAY.rglob("*") if p.is_file())
+def series(patches: Path = PATCHES) -> list[Path]:
+    """The patches of patches/series, in order."""
+    return [e.patch for e in series_entries(patches)]
+
+
+def overlay_files(overlay: Path = OVERLAY) -> list[Path]:
+    return sorted(p for p in overlay.rglob("*") if p.is_file())
+
+
+def _check_creates(entries: list[Entry], overlay: Path) -> None:
+    """Every overlay file is created by exactly one patch, and every `+ path` exists."""
+    have = {str(f.relative_to(overlay)) for f in overlay_files(overlay)}
+    seen: dict[str, str] = {}
+    for e in entries:
+        for c in e.creates:
+            if c in seen:
+                raise KhError(f"patches/series: {c} is created by {seen[c]} and again by "
+                              f"{e.patch.name}")
+            seen[c] = e.patch.name
+    missing = sorted(set(seen) - have)
+    if missing:
+        raise KhError("patches/series creates files that linux/ does not have: "
+                      + ", ".join(missing))
+    orphans = sorted(have - set(seen))
+    if orphans:
+        raise KhError("linux/ has files that no patch of patches/series creates (add a "
+                      "`+ path` line under the patch that first needs each): "
+                      + ", ".join(orphans))
+
+
+def _touched(patch: Path) -> set[str]:
+    """The paths a patch's diff touches (its `diff --git a/X b/X` lines)."""
+    out = set()
+    for line in patch.read_text().splitlines():
+        if line.startswith("diff --git a/"):
+            out.add(line.split(" b/", 1)[1] if " b/" in line else line[13:])
+    return out
+
+
+def overlay_states(entries: list[Entry], overlay: Path = OVERLAY) -> list[str]:
+    """The overlay's tree (a git tree of the overlay files only) after each patch: the
+    final content of linux/, with the later patches' hunks for overlay files undone."""
+    _check_creates(entries, overlay)
+    paths = {str(f.relative_to(overlay)) for f in overlay_files(overlay)}
+    states: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git("read-tree", "--empty", env=env)
+        for f in overlay_files(overlay):
+            rel = f.relative_to(overlay)
+            blob = git("hash-object", "-w", "--", f).stdout.strip()
+            mode = "100755" if os.access(f, os.X_OK) else "100644"
+            git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}", env=env)
+        present = set(paths)
+        for e in reversed(entries):
+            states.append(git("write-tree", env=env).stdout.strip())
+            for c in e.creates:
+                if c in _touched(e.patch):
+                    raise KhError(f"{e.patch.name} creates {c} (patches/series) and also "
+                                  "has hunks for it")
+            mine = sorted(_touched(e.patch) & paths)
+            early = [m for m in mine if m not in present]
+            if early:
+                raise KhError(f"{e.patch.name} changes {', '.join(early)} before the patch "
+                              "that creates it (patches/series)")
+            if mine:
+                r = git("apply", "--cached", "-R", "--whitespace=nowarn",
+                        *[f"--include={m}" for m in mine], str(e.patch), env=env,
+                        check=False)
+                if r.returncode != 0:
+                    raise KhError(
+                        f"the hunks of {e.patch.name} for {', '.join(mine)} do not undo on "
+                        "linux/'s content (a hand edit there touches lines they need); edit "
+                        "in the work tree and `make refresh` instead:\n"
+                        f"{(r.stderr or r.stdout).strip()}")
+            if e.creates:
+                git("update-index", "--force-remove", "--", *e.creates, env=env)
+                present -= set(e.creates)
+        left = git("ls-files", env=env).stdout.split()
+        if left:
+            raise KhError(f"overlay files left before the first patch: {left}")
+    return list(reversed(states))
 
 
 def parse_patch_message(patch: Path) -> tuple[str, dict]:
@@ -84,26 +181,29 @@ def _commit(index_env: dict, parent: str, message: str, author: dict | None = No
     return git("commit-tree", tree, "-p", parent, "-m", message, env=env).stdout.strip()
 
 
-def build_commits(base: str = "upstream") -> str:
+def build_commits(base: str = "upstream", overlay: Path = OVERLAY,
+                  patches: Path = PATCHES) -> str:
     """Creates the delta commits on top of `base` without touching files; returns the tip."""
+    entries = series_entries(patches)
+    states = overlay_states(entries, overlay)
+    paths = [str(f.relative_to(overlay)) for f in overlay_files(overlay)]
     with tempfile.TemporaryDirectory() as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         git("read-tree", base, env=env)
-        files = overlay_files()
-        for f in files:
-            rel = f.relative_to(OVERLAY)
-            blob = git("hash-object", "-w", "--", f).stdout.strip()
-            mode = "100755" if os.access(f, os.X_OK) else "100644"
-            git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}", env=env)
         tip = git("rev-parse", base).stdout.strip()
-        if files:
-            tip = _commit(env, tip, OVERLAY_SUBJECT + "\n\n" + OVERLAY_BODY)
-        for p in series():
-            r = git("apply", "--cached", "--whitespace=nowarn", str(p), env=env, check=False)
-            if r.returncode != 0:
-                raise KhError(f"patch {p.relative_to(REPO)} does not apply:\n"
-                              f"{(r.stderr or r.stdout).strip()}")
-            msg, info = parse_patch_message(p)
+        for e, state in zip(entries, states):
+            for line in git("ls-tree", "-r", state).stdout.splitlines():
+                meta, rel = line.split("\t", 1)
+                mode, _, blob = meta.split()
+                git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}", env=env)
+            if _touched(e.patch) - set(paths):
+                r = git("apply", "--cached", "--whitespace=nowarn",
+                        *[f"--exclude={p}" for p in paths], str(e.patch), env=env,
+                        check=False)
+                if r.returncode != 0:
+                    raise KhError(f"patch {e.patch.relative_to(patches.parent)} does not "
+                                  f"apply:\n{(r.stderr or r.stdout).strip()}")
+            msg, info = parse_patch_message(e.patch)
             tip = _commit(env, tip, msg, info)
         return tip
 
@@ -122,7 +222,7 @@ def materialise() -> Path:
                       "(git -C ... checkout -f)")
     git("checkout", "-q", "-f", "-B", "kh-delta", tip, capture=True)
     if cur != new:
-        log(f"work tree now at {tip[:12]} (upstream + {len(series())} patches + overlay)")
+        log(f"work tree now at {tip[:12]} (upstream + {len(series())} patches)")
     return t
 
 
@@ -155,38 +255,60 @@ def check_export_applies(patches: list[Path]) -> tuple[bool, str]:
     return True, f"{len(patches)} patches apply to upstream and give tree {got[:12]}"
 
 
-def refresh(rev: str = "HEAD") -> None:
+def _format_one(commit: str, number: int, exclude: list[str], outdir: Path) -> Path:
+    """git format-patch of one commit, without the diffs of the paths in `exclude` (the
+    files it creates: they enter through linux/). A commit that only creates files gives
+    a patch with its message and no diff."""
+    args = ["format-patch", "-q", "--no-signature", "--zero-commit", "--no-numbered",
+            "--abbrev=9", "--start-number", str(number), "-o", str(outdir), f"{commit}^..{commit}"]
+    before = set(outdir.glob("*.patch"))
+    git(*args, "--", ".", *[f":(exclude){x}" for x in exclude])
+    made = set(outdir.glob("*.patch")) - before
+    if not made:
+        git(*args)
+        made = set(outdir.glob("*.patch")) - before
+        (f,) = made
+        text = f.read_text()
+        cut = text.find("\n---\n")
+        f.write_text(text[:cut + 5] if cut >= 0 else text)
+    (f,) = made
+    return f
+
+
+def refresh(rev: str = "HEAD", overlay: Path = OVERLAY, patches: Path = PATCHES) -> None:
     """Copies commits of the work tree's repository (upstream..rev) back into the repo: new
-    files into linux/, the rest into patches/ (one patch per commit)."""
+    files into linux/ (at their content in rev), one patch per commit into patches/, and
+    patches/series with, under each patch, the new files its commit creates."""
     if rev == "HEAD" and git("status", "--porcelain", "--untracked-files=no").stdout.strip():
         raise KhError("commit your changes in the work tree first")
-    added = git("diff", "--name-only", "--diff-filter=A", "upstream", rev).stdout.split()
-    # Every path that upstream does not have is overlay territory, also one that a commit
-    # added and a later one moved or removed: no patch may touch it.
-    touched = set(git("log", "--name-only", "--format=", f"upstream..{rev}").stdout.split())
     upstream_paths = set(git("ls-tree", "-r", "--name-only", "upstream").stdout.split("\n"))
-    new_paths = sorted(p for p in touched if p not in upstream_paths)
-    if OVERLAY.exists():
-        shutil.rmtree(OVERLAY)
+    added = git("diff", "--name-only", "--diff-filter=A", "upstream", rev).stdout.split()
+    commits = git("rev-list", "--reverse", f"upstream..{rev}").stdout.split()
+    # Every path that upstream does not have is overlay territory; it must live to rev, so
+    # that linux/ holds it: a file added and later removed or renamed has no home.
+    touched = set(git("log", "--name-only", "--format=", f"upstream..{rev}").stdout.split())
+    lost = sorted(p for p in touched if p not in upstream_paths and p not in added)
+    if lost:
+        raise KhError(f"new files that do not live to {rev} (squash their removal into the "
+                      f"commit that adds them): {', '.join(lost)}")
+    if overlay.exists():
+        shutil.rmtree(overlay)
     for rel in added:
-        dst = OVERLAY / rel
+        dst = overlay / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         blob = run(["git", "-C", tree_dir(), "show", f"{rev}:{rel}"], capture=True, quiet=True)
         dst.write_bytes(blob.stdout.encode())
         mode = git("ls-tree", rev, "--", rel).stdout.split()[0]
         dst.chmod(0o755 if mode == "100755" else 0o644)
-    for old in PATCHES.glob("*.patch"):
+    for old in patches.glob("*.patch"):
         old.unlink()
-    PATCHES.mkdir(exist_ok=True)
-    excl = [f":(exclude){a}" for a in new_paths]
-    git("format-patch", "-q", "--no-signature", "--zero-commit", "--no-numbered", "-o",
-        str(PATCHES), f"upstream..{rev}", "--", ".", *excl)
-    pats = sorted(PATCHES.glob("*.patch"))
-    kept = []
-    for p in pats:
-        if "\ndiff --git " not in p.read_text():
-            p.unlink()
-        else:
-            kept.append(p)
-    (PATCHES / "series").write_text("".join(p.name + "\n" for p in kept))
-    log(f"refreshed {len(added)} overlay files and {len(kept)} patches from {rev}")
+    patches.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for n, c in enumerate(commits, 1):
+        creates = git("diff-tree", "--no-commit-id", "--name-only", "-r", "--diff-filter=A",
+                      "--root", c).stdout.split()
+        creates = sorted(x for x in creates if x not in upstream_paths)
+        f = _format_one(c, n, creates, patches)
+        lines.append(f.name + "\n" + "".join(f"  + {x}\n" for x in creates))
+    (patches / "series").write_text("".join(lines))
+    log(f"refreshed {len(added)} overlay files and {len(commits)} patches from {rev}")
