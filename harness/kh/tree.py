@@ -116,11 +116,12 @@ def overlay_states(entries: list[Entry], overlay: Path = OVERLAY) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         git("read-tree", "--empty", env=env)
-        for f in overlay_files(overlay):
-            rel = f.relative_to(overlay)
-            blob = git("hash-object", "-w", "--", f).stdout.strip()
-            mode = "100755" if os.access(f, os.X_OK) else "100644"
-            git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}", env=env)
+        files = overlay_files(overlay)
+        blobs = git("hash-object", "-w", "--stdin-paths",
+                    input="".join(f"{f}\n" for f in files)).stdout.split()
+        git("update-index", "--add", "--index-info", env=env,
+            input="".join(f"{'100755' if os.access(f, os.X_OK) else '100644'} {b}\t"
+                          f"{f.relative_to(overlay)}\n" for f, b in zip(files, blobs)))
         present = set(paths)
         for e in reversed(entries):
             states.append(git("write-tree", env=env).stdout.strip())
@@ -192,10 +193,9 @@ def build_commits(base: str = "upstream", overlay: Path = OVERLAY,
         git("read-tree", base, env=env)
         tip = git("rev-parse", base).stdout.strip()
         for e, state in zip(entries, states):
-            for line in git("ls-tree", "-r", state).stdout.splitlines():
-                meta, rel = line.split("\t", 1)
-                mode, _, blob = meta.split()
-                git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{rel}", env=env)
+            # ls-tree's "mode type blob<TAB>path" lines are what --index-info reads.
+            git("update-index", "--add", "--index-info", env=env,
+                input=git("ls-tree", "-r", state).stdout)
             if _touched(e.patch) - set(paths):
                 r = git("apply", "--cached", "--whitespace=nowarn",
                         *[f"--exclude={p}" for p in paths], str(e.patch), env=env,

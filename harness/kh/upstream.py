@@ -113,9 +113,9 @@ def tree_dir() -> Path:
     return cache_dir() / "tree"
 
 
-def git(*args, capture=True, check=True, env=None, quiet=True):
+def git(*args, capture=True, check=True, env=None, quiet=True, input=None):
     return run(["git", "-C", tree_dir(), *GIT_ID, *args], capture=capture, check=check,
-               env=env, quiet=quiet)
+               env=env, quiet=quiet, input=input)
 
 
 def ensure_tree() -> str:
