@@ -702,9 +702,9 @@ mod tests {
 
     #[test]
     fn concurrent_find_get_and_put_keep_the_list_consistent() -> Result {
-        // The race fixed by upstream commit 4f64a6c9f6f1: a put dropping the last reference without ctx->mutex while
-        // another task finds the same epc under ctx->lock. One PMU's epc is held by the test
-        // throughout and must stay; the other's comes and goes.
+        // The race fixed by upstream commit 4f64a6c9f6f1: a put dropping the last reference
+        // without ctx->mutex while another task finds the same epc under ctx->lock. One PMU's
+        // epc is held by the test throughout and must stay; the other's comes and goes.
         let ctx = TestCtx::new(true)?;
         let (mut held, mut churn) = (fake_pmu(2)?, fake_pmu(6)?);
         let kept = ctx.find_get(&mut held);

@@ -214,7 +214,7 @@ TEST(counts_on_every_supported_cpu)
 		EXPECT_EQ(ins_en, ins_run) TH_LOG("CPU %d: INST_RETIRED filtered off", cpu);
 		EXPECT_LT(0ULL, cyc[0]) TH_LOG("CPU %d: no cycles", cpu);
 		EXPECT_EQ(cyc[1], cyc[2]) TH_LOG("CPU %d: CPU_CYCLES filtered off", cpu);
-		ksft_print_msg("CPU %d: loop of %lu instructions counted %llu, %llu cycles in all\n",
+		ksft_print_msg("CPU %d: %lu-instruction loop counted %llu, %llu cycles in all\n",
 			       cpu, 2 * LOOP_N, (unsigned long long)n, (unsigned long long)cyc[0]);
 		close(cfd);
 		close(fd);
@@ -356,7 +356,7 @@ static void sampling(struct __test_metadata *_metadata, int is_long)
 	attr.sample_type = PERF_SAMPLE_IP;
 	attr.disabled = 1;
 	fd = perf_open(&attr, 0, -1, -1);
-	ASSERT_LE(0, fd) TH_LOG("sampling INST_RETIRED: %s", strerror(errno));
+	ASSERT_LE(0, fd) TH_LOG("INST_RETIRED with a period: %s", strerror(errno));
 	pg = mmap(NULL, 17 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, pg) TH_LOG("mmap: %s", strerror(errno));
 	ASSERT_EQ(0, ioctl(fd, PERF_EVENT_IOC_ENABLE, 0));
@@ -366,8 +366,8 @@ static void sampling(struct __test_metadata *_metadata, int is_long)
 	throttled = count_records(pg, 16 * page, PERF_RECORD_THROTTLE);
 	EXPECT_EQ(0, sysctl_set("perf_cpu_time_max_percent", pct));
 	EXPECT_EQ(0, sysctl_set("perf_event_max_sample_rate", rate));
-	ksft_print_msg("%s sampling event: %d samples of period %llu for a loop of %lu, "
-		       "throttled %d times\n", is_long ? "long" : "32-bit", samples,
+	ksft_print_msg("%s event: %d samples of period %llu, loop of %lu, throttled %d times\n",
+		       is_long ? "long" : "32-bit", samples,
 		       (unsigned long long)attr.sample_period, 2 * LOOP_N, throttled);
 	EXPECT_EQ(0, throttled);
 	/*

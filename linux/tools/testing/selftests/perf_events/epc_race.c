@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <linux/perf_event.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ struct racer {
 	long tp_id;
 	unsigned long opened;
 	int error;		/* first unexpected errno */
-	volatile int *stop;
+	atomic_int *stop;
 };
 
 static void *race(void *arg)
@@ -64,7 +65,7 @@ static void *race(void *arg)
 	tp.type = PERF_TYPE_TRACEPOINT;
 	tp.config = r->tp_id;
 
-	while (!*r->stop) {
+	while (!atomic_load(r->stop)) {
 		int fds[4] = { -1, -1, -1, -1 }, n = 0, i;
 		long fd;
 
@@ -101,7 +102,7 @@ TEST(epc_open_close_race)
 {
 	struct racer racers[NR_THREADS];
 	pthread_t threads[NR_THREADS];
-	volatile int stop = 0;
+	atomic_int stop = 0;
 	unsigned long total = 0;
 	long tp_id = tracepoint_id("sched/sched_switch");
 	int i;
@@ -113,7 +114,7 @@ TEST(epc_open_close_race)
 		ASSERT_EQ(0, pthread_create(&threads[i], NULL, race, &racers[i]));
 	}
 	sleep(RUN_SECONDS);
-	stop = 1;
+	atomic_store(&stop, 1);
 	for (i = 0; i < NR_THREADS; i++) {
 		ASSERT_EQ(0, pthread_join(threads[i], NULL));
 		EXPECT_EQ(0, racers[i].error) {

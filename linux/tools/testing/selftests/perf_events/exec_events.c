@@ -67,10 +67,11 @@ static uint64_t count_of(int fd)
 
 static void spin(void)
 {
-	volatile unsigned long i;
+	unsigned long i;
 
+	/* The empty asm keeps the compiler from dropping the loop. */
 	for (i = 0; i < 20000000UL; i++)
-		;
+		__asm__ __volatile__("" : "+r"(i));
 }
 
 /*

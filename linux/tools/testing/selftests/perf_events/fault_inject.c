@@ -39,7 +39,7 @@
 #define MAX_NTH		2000
 
 static int fail_nth_fd = -1;
-static volatile int bp_target;
+static int bp_target;
 
 static long perf_open(struct perf_event_attr *attr, pid_t pid, int cpu, int group)
 {
@@ -174,8 +174,8 @@ static void check_inherited(struct __test_metadata *_metadata, int fd, const cha
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	ASSERT_EQ(read(fd, &exits, sizeof(exits)), sizeof(exits));
-	EXPECT_EQ(exits, 1) TH_LOG("%s opened with allocation %d failed: the child's exit "
-				   "counted %llu times", what, n, (unsigned long long)exits);
+	EXPECT_EQ(exits, 1) TH_LOG("%s, allocation %d failed: the exit counted %llu times",
+				   what, n, (unsigned long long)exits);
 }
 
 /*
@@ -211,7 +211,8 @@ static void open_all_nth(struct __test_metadata *_metadata, long tp_id, int kind
 				ASSERT_GE((long)attr.config, 0) TH_LOG("no tracefs");
 			}
 		} else {
-			sw_attr(&attr, kind == 1 ? PERF_COUNT_SW_CPU_CLOCK : PERF_COUNT_SW_TASK_CLOCK);
+			sw_attr(&attr, kind == 1 ? PERF_COUNT_SW_CPU_CLOCK :
+						   PERF_COUNT_SW_TASK_CLOCK);
 		}
 		arm(n);
 		fd = kind == 1 ? perf_open(&attr, -1, 0, -1) : perf_open(&attr, 0, -1, leader);
@@ -296,7 +297,7 @@ TEST_F_TIMEOUT(failslab, fork_inherit_three_pmus, 300)
 		pid = fork();
 		err = errno;
 		if (pid == 0) {
-			bp_target++;
+			__atomic_fetch_add(&bp_target, 1, __ATOMIC_RELAXED);
 			_exit(0);
 		}
 		fired = injected();

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <linux/perf_event.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ static long perf_open(struct perf_event_attr *attr, pid_t pid, int cpu, int grou
 }
 
 struct shared {
-	volatile int stop;
+	atomic_int stop;
 	pid_t tid;		/* the thread whose context holds the group */
 	int leader;
 	long tp_id;
@@ -58,7 +59,7 @@ static void *add_siblings(void *arg)
 	memset(&attr, 0, sizeof(attr));
 	attr.size = sizeof(attr);
 	attr.read_format = PERF_FORMAT_GROUP;
-	while (!a->s->stop) {
+	while (!atomic_load(&a->s->stop)) {
 		int fds[4], i;
 
 		for (i = 0; i < 4; i++) {
@@ -87,7 +88,7 @@ static void *read_and_toggle(void *arg)
 	struct shared *s = arg;
 	uint64_t buf[1 + 4 * NR_ADDERS + 1];
 
-	while (!s->stop) {
+	while (!atomic_load(&s->stop)) {
 		ioctl(s->leader, PERF_EVENT_IOC_DISABLE, PERF_IOC_FLAG_GROUP);
 		/* The member count changes under us; the call must just work. */
 		if (read(s->leader, buf, sizeof(buf)) < 0 && errno != ENOSPC)
@@ -124,7 +125,7 @@ TEST(siblings_from_threads)
 	}
 	ASSERT_EQ(0, pthread_create(&reader, NULL, read_and_toggle, &s));
 	sleep(RUN_SECONDS);
-	s.stop = 1;
+	atomic_store(&s.stop, 1);
 	for (i = 0; i < NR_ADDERS; i++) {
 		ASSERT_EQ(0, pthread_join(threads[i], NULL));
 		EXPECT_EQ(0, adders[i].error) TH_LOG("adder %d: %s", i,

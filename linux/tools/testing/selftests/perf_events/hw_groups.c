@@ -117,21 +117,22 @@ static void expect_einval(struct __test_metadata *_metadata, int type, pid_t pid
 	EXPECT_EQ(EINVAL, errno);
 }
 
-#define SKIP_WITHOUT_TEST_PMUS(a, b, d)						\
-	do {									\
-		a = pmu_type("test_hw_a");					\
-		b = pmu_type("test_hw_b");					\
-		d = pmu_type("test_hw_data");					\
-		if (a < 0 || b < 0 || d < 0)					\
-			SKIP(return, "no test PMUs (CONFIG_PERF_EVENTS_TEST_PMUS=n)"); \
-	} while (0)
+/* The types of the three test PMUs; false if one is missing. */
+static bool test_pmus(int *a, int *b, int *d)
+{
+	*a = pmu_type("test_hw_a");
+	*b = pmu_type("test_hw_b");
+	*d = pmu_type("test_hw_data");
+	return *a >= 0 && *b >= 0 && *d >= 0;
+}
 
 TEST(mixed_hw_pmus_einval)
 {
 	struct perf_event_attr attr;
 	int a, b, d, leader, sib, sw, sw_leader, moved, cpu_leader;
 
-	SKIP_WITHOUT_TEST_PMUS(a, b, d);
+	if (!test_pmus(&a, &b, &d))
+		SKIP(return, "no test PMUs (CONFIG_PERF_EVENTS_TEST_PMUS=n)");
 
 	init_attr(&attr, a, 0);
 	leader = perf_open(&attr, 0, -1, -1);
@@ -228,7 +229,8 @@ TEST(move_group_with_inherited_children)
 	struct group_read r0, r1;
 	int a, b, d, round, noswap;
 
-	SKIP_WITHOUT_TEST_PMUS(a, b, d);
+	if (!test_pmus(&a, &b, &d))
+		SKIP(return, "no test PMUs (CONFIG_PERF_EVENTS_TEST_PMUS=n)");
 	noswap = no_ctx_swap(_metadata);
 
 	for (round = 0; round < 20; round++) {
@@ -286,7 +288,7 @@ TEST(move_group_with_inherited_children)
 			TH_LOG("test_hw_a %llu -> %llu", (unsigned long long)r0.values[2],
 			       (unsigned long long)r1.values[2]);
 		if (round == 0)
-			ksft_print_msg("group of 3 after the move: task-clock %llu ns, cs %llu, test_hw_a %llu ns\n",
+			ksft_print_msg("moved: task-clock %llu ns, cs %llu, test_hw_a %llu ns\n",
 				       (unsigned long long)r1.values[0],
 				       (unsigned long long)r1.values[1],
 				       (unsigned long long)r1.values[2]);
@@ -342,7 +344,8 @@ TEST(epc_order_on_inherit)
 	long tp;
 	cpu_set_t one, old;
 
-	SKIP_WITHOUT_TEST_PMUS(a, b, d);
+	if (!test_pmus(&a, &b, &d))
+		SKIP(return, "no test PMUs (CONFIG_PERF_EVENTS_TEST_PMUS=n)");
 	tp = tracepoint_id("sched/sched_switch");
 	if (tp < 0)
 		SKIP(return, "no tracefs (sched/sched_switch)");
@@ -375,14 +378,15 @@ TEST(epc_order_on_inherit)
 			close(fd[i]);
 		}
 		/* Each child blocks PINGS times at least. */
-		EXPECT_LE(2ULL * PINGS, v[1][0]) TH_LOG("sched_switch %llu", (unsigned long long)v[1][0]);
+		EXPECT_LE(2ULL * PINGS, v[1][0]) TH_LOG("sched_switch %llu",
+						     (unsigned long long)v[1][0]);
 		EXPECT_LE(2ULL * PINGS, v[2][0]) TH_LOG("context-switches %llu",
 						     (unsigned long long)v[2][0]);
 		EXPECT_LT(0ULL, v[0][0]);
 		/* Counting PMUs with free counters: always running while enabled. */
 		EXPECT_EQ(v[0][1], v[0][2]);
 		if (round == 0)
-			ksft_print_msg("test_hw_data %llu ns, sched_switch %llu, context-switches %llu\n",
+			ksft_print_msg("test_hw_data %llu ns, sched_switch %llu, cs %llu\n",
 				       (unsigned long long)v[0][0], (unsigned long long)v[1][0],
 				       (unsigned long long)v[2][0]);
 	}
@@ -397,7 +401,8 @@ TEST(multiplexing)
 	uint64_t v[MUX_EVENTS][3], g[3 + 5];
 	int a, b, d, i, fd[MUX_EVENTS], big[5];
 
-	SKIP_WITHOUT_TEST_PMUS(a, b, d);
+	if (!test_pmus(&a, &b, &d))
+		SKIP(return, "no test PMUs (CONFIG_PERF_EVENTS_TEST_PMUS=n)");
 
 	init_attr(&attr, a, 0);
 	for (i = 0; i < MUX_EVENTS; i++) {

@@ -19,6 +19,7 @@
 #include <linux/sched.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static long failing_fork(pid_t taken)
 }
 
 struct shared {
-	volatile int stop;
+	atomic_int stop;
 	pid_t taken;
 	unsigned long forks, eexist, other;
 	int other_errno;
@@ -58,7 +59,7 @@ static void *forker(void *arg)
 {
 	struct shared *s = arg;
 
-	while (!s->stop) {
+	while (!atomic_load(&s->stop)) {
 		long ret = failing_fork(s->taken);
 
 		if (ret == 0)
@@ -113,7 +114,7 @@ TEST(close_inherited_parent_while_fork_fails)
 			close(fd[i]);
 		opened += 2;
 	}
-	s.stop = 1;
+	atomic_store(&s.stop, 1);
 	ASSERT_EQ(0, pthread_join(t, NULL));
 	ksft_print_msg("%lu events opened and closed, %lu failed forks (%lu EEXIST)\n",
 		       opened, s.forks, s.eexist);

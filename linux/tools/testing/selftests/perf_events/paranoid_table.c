@@ -43,7 +43,7 @@ static const char * const probe_name[NR_PROBES] = {
 };
 
 static const int levels[] = { -1, 0, 1, 2, 3 };
-#define NR_LEVELS	(sizeof(levels) / sizeof(levels[0]))
+#define NR_LEVELS	ARRAY_SIZE(levels)
 
 /* Expected result for the unprivileged user: 0 or the errno. */
 static const int unpriv_want[NR_LEVELS][NR_PROBES] = {
@@ -75,10 +75,11 @@ static int try_open(enum probe p, pid_t other)
 		pid = other;
 		break;
 	case CPU_KERNEL:
-		attr.exclude_kernel = 0;
-		attr.exclude_hv = 0;
-		/* fall through */
 	case CPU_USER:
+		if (p == CPU_KERNEL) {
+			attr.exclude_kernel = 0;
+			attr.exclude_hv = 0;
+		}
 		attr.config = PERF_COUNT_SW_CPU_CLOCK;
 		pid = -1;
 		cpu = 0;
