@@ -4,10 +4,14 @@ The series (out/series) is applied with `git am` onto pristine upstream in a wor
 own ($KH_CACHE/bisect/tree), and every commit is built: x86_64 with the Rust core off
 (debug-c) and, from the patch that adds CONFIG_PERF_EVENTS_RUST_CORE on, on (debug-rust).
 Build directories and ccache are the cache's, under bisect/, so a second run is incremental.
-A commit that does not build fails the check, naming it and the build log's tail."""
+A commit that does not build fails the check, naming it and the build log's tail; so does one
+whose build warns (clang, rustc) in a file that the series adds or changes up to that commit:
+upstream's own warnings are not the series' to fix, its own are (a patch that warns is one a
+maintainer sends back)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -21,6 +25,40 @@ ARCH = "x86_64"
 def _wt(*args, check=True):
     return run(["git", "-C", str(cache_dir() / "bisect" / "tree"), *args], capture=True,
                check=check, quiet=True)
+
+
+# clang: "<path>:<line>:<col>: warning: <text>"; rustc: "warning: <text>" and, a line or two
+# later, "  --> <path>:<line>:<col>".
+_CLANG_WARN = re.compile(r"^(?P<path>[^\s:]+):(?P<line>\d+):(?P<col>\d+): warning: (?P<text>.*)$")
+_RUST_WARN = re.compile(r"^warning: (?P<text>.*)$")
+_RUST_AT = re.compile(r"^\s*--> (?P<path>[^\s:]+):(?P<line>\d+):(?P<col>\d+)")
+
+
+def warnings(log_text: str, tree: str) -> list[tuple[str, str]]:
+    """(path relative to the tree, "path:line: text") for each compiler warning of a build
+    log; rustc's summary lines ("N warnings emitted") have no location and are left out."""
+    out = []
+    lines = log_text.splitlines()
+    prefix = tree.rstrip("/") + "/"
+
+    def rel(path: str) -> str:
+        return path[len(prefix):] if path.startswith(prefix) else path
+
+    for i, line in enumerate(lines):
+        m = _CLANG_WARN.match(line)
+        if m:
+            path = rel(m["path"])
+            out.append((path, f"{path}:{m['line']}: {m['text']}"))
+            continue
+        m = _RUST_WARN.match(line)
+        if m:
+            for nxt in lines[i + 1:i + 4]:
+                at = _RUST_AT.match(nxt)
+                if at:
+                    path = rel(at["path"])
+                    out.append((path, f"{path}:{at['line']}: {m['text']}"))
+                    break
+    return out
 
 
 def check(patches: list[Path]) -> int:
@@ -50,14 +88,20 @@ def check(patches: list[Path]) -> int:
         for profile in ["debug-c"] + (["debug-rust"] if has_option else []):
             log(f"bisect {i}/{len(commits)} {p.name} {profile}")
             try:
-                build.build(wt, ARCH, profile, root=base / "build")
-                results.append((p.name, profile, None))
+                odir = build.build(wt, ARCH, profile, root=base / "build")
             except KhError as e:
                 results.append((p.name, profile, str(e)[-1500:]))
+                continue
+            ours = set(_wt("diff", "--name-only", "upstream", c).stdout.split())
+            warned = sorted({w for path, w in
+                             warnings((odir / "kh-build.log").read_text(), str(wt))
+                             if path in ours})
+            results.append((p.name, profile, ("warnings in the series' files:\n"
+                                              + "\n".join(warned)) if warned else None))
     bad = [(n, prof, e) for n, prof, e in results if e]
     for n, prof, e in bad:
         print(f"FAIL {n} ({prof}):\n    " + e.replace("\n", "\n    "))
-    print(f"bisect: {len(results) - len(bad)} of {len(results)} builds passed, "
-          f"{len(commits)} patches applied with git am onto pristine upstream "
-          f"({time.monotonic() - t0:.0f}s)")
+    print(f"bisect: {len(results) - len(bad)} of {len(results)} builds passed (built without "
+          f"warnings in the series' files), {len(commits)} patches applied with git am onto "
+          f"pristine upstream ({time.monotonic() - t0:.0f}s)")
     return 1 if bad else 0
