@@ -53,6 +53,22 @@ struct perf_event_context *find_get_context(struct task_struct *task,
 /* Provided by core.c for the Rust core: the context of a CPU. */
 struct perf_event_context *perf_cpu_ctx(int cpu);
 
+/*
+ * Slice S4: perf_pmu_migrate_context() (declared in <linux/perf_event.h>,
+ * exported by core.c) is kernel/events/rust_core/migrate.rs. It moves events
+ * with these two functions of core.c, static without the option.
+ */
+void perf_remove_from_context(struct perf_event *event, unsigned long flags);
+void perf_install_in_context(struct perf_event_context *ctx,
+			     struct perf_event *event, int cpu);
+
+/* core.c defines the two functions above without static. */
+#define __perf_rust_visible
+
+#else /* !CONFIG_PERF_EVENTS_RUST_CORE */
+
+#define __perf_rust_visible static
+
 #endif /* CONFIG_PERF_EVENTS_RUST_CORE */
 
 #endif /* _KERNEL_EVENTS_RUST_CORE_H */

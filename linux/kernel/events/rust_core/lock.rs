@@ -27,6 +27,9 @@
 //!   event uses the epc any more, so no mutex holder can be looking at it: the proof allows
 //!   exactly one modification, unlinking that epc.
 //!
+//! Two contexts' mutexes at once (PMU migration moves events between two CPU contexts) are a
+//! [`MutexPair`], taken in address order so that the type fixes the lock order.
+//!
 //! C callers cannot hand over Rust proofs, so the exported entry points make them from the
 //! caller's documented contract: `unsafe`, with lockdep checking the mutex where it is claimed.
 
@@ -238,6 +241,44 @@ impl<'a> core::ops::Deref for CtxMutexGuard<'a> {
 
     fn deref(&self) -> &MutexHeld<'a> {
         &self.held
+    }
+}
+
+/// The `ctx->mutex` of two different contexts, taken in address order whatever the order of the
+/// arguments, the second with lockdep subclass `SINGLE_DEPTH_NESTING`; released on drop. Two
+/// tasks that lock the same pair cannot deadlock. C: `mutex_lock_double()` on two contexts.
+pub(crate) struct MutexPair<'a> {
+    first: CtxMutexGuard<'a>,
+    second: CtxMutexGuard<'a>,
+}
+
+impl<'a> MutexPair<'a> {
+    /// Takes both mutexes (it may sleep); `None` if `a` and `b` are the same context, whose
+    /// mutex cannot be taken twice.
+    pub(crate) fn lock(a: &'a Ctx, b: &'a Ctx) -> Option<Self> {
+        let (low, high) = match a.as_raw().cmp(&b.as_raw()) {
+            core::cmp::Ordering::Equal => return None,
+            core::cmp::Ordering::Less => (a, b),
+            core::cmp::Ordering::Greater => (b, a),
+        };
+        let low = low.lock_mutex();
+        let high = high.lock_mutex_nested(bindings::SINGLE_DEPTH_NESTING);
+        let (first, second) = if core::ptr::eq(low.ctx(), a) {
+            (low, high)
+        } else {
+            (high, low)
+        };
+        Some(Self { first, second })
+    }
+
+    /// The proof for the first argument of [`MutexPair::lock`].
+    pub(crate) fn first(&self) -> &MutexHeld<'a> {
+        &self.first
+    }
+
+    /// The proof for the second argument of [`MutexPair::lock`].
+    pub(crate) fn second(&self) -> &MutexHeld<'a> {
+        &self.second
     }
 }
 

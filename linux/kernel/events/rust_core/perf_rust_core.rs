@@ -55,11 +55,16 @@
 //! take a [`lock::SpinHeld`] proof. Finding a task's context ([`lookup`]) and an event's
 //! ([`event_lock`]) are RCU lookups with retry loops, because the clone optimisation swaps task
 //! contexts and `move_group` moves events while nothing but RCU keeps the old context alive.
+//!
+//! Moving all events of a PMU from one CPU context to another ([`migrate`], for drivers whose
+//! CPU goes offline) needs both contexts' mutexes: a [`lock::MutexPair`], which takes them in
+//! address order.
 
 mod ctx;
 mod epc;
 mod event_lock;
 mod lock;
 mod lookup;
+mod migrate;
 #[cfg(CONFIG_KUNIT = "y")]
 mod testing;
