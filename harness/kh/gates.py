@@ -18,9 +18,13 @@ RUST_CORE_SYMBOLS = [
     # S3
     "perf_event_ctx_lock_nested", "perf_event_ctx_lock", "perf_event_ctx_unlock", "unclone_ctx",
     "perf_pin_task_context", "perf_unpin_context", "find_get_context",
+    # S4 (exported to drivers by core.c)
+    "perf_pmu_migrate_context",
 ]
 # Replaced functions that have no C caller left: Rust-internal (no symbol), gone from core.o.
-RUST_CORE_INTERNAL = ["perf_lock_task_context"]
+RUST_CORE_INTERNAL = ["perf_lock_task_context",
+                      # S4
+                      "__perf_pmu_remove", "__perf_pmu_install", "__perf_pmu_install_event"]
 
 
 def changed_rust_files() -> list[str]:
