@@ -100,23 +100,17 @@ impl Epc {
 pub(crate) fn epcs<'p>(proof: &'p impl Read) -> impl Iterator<Item = &'p Epc> + 'p {
     // SAFETY: The list head is part of the context, which the proof keeps alive.
     let head = unsafe { &raw mut (*proof.ctx().as_raw()).pmu_ctx_list };
-    // SAFETY: The list head is valid; with a read proof the list does not change under us.
-    let mut pos = unsafe { (*head).next };
-    core::iter::from_fn(move || {
-        if pos == head {
-            return None;
-        }
-        // SAFETY: `pos` is the `pmu_ctx_entry` of a linked epc, alive while linked.
-        let epc = unsafe {
+    // SAFETY: The list head is valid; with a read proof the list does not change while the
+    // proof, and so the iterator, lives.
+    unsafe { crate::list::links(head) }.map(|link| {
+        // SAFETY: `link` is the `pmu_ctx_entry` of a linked epc, alive while linked.
+        unsafe {
             Epc::from_raw(kernel::container_of!(
-                pos,
+                link,
                 bindings::perf_event_pmu_context,
                 pmu_ctx_entry
             ))
-        };
-        // SAFETY: As above.
-        pos = unsafe { (*pos).next };
-        Some(epc)
+        }
     })
 }
 

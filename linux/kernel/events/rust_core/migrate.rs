@@ -33,26 +33,16 @@ use crate::{
 };
 use kernel::{bindings, ffi::c_int, prelude::*, sync::rcu};
 
-/// `ctx->event_list` of the proof's context, each event once, in list order; the next entry is
-/// read before an event is handed out, so the caller may take that event off the list.
+/// `ctx->event_list` of the proof's context, in list order; the caller may take the event it was
+/// handed last off the list.
 fn events_of<'p>(held: &'p MutexHeld<'_>) -> impl Iterator<Item = *mut bindings::perf_event> + 'p {
     // SAFETY: The list head is part of the context, which the proof keeps alive.
     let head = unsafe { &raw mut (*held.ctx().as_raw()).event_list };
     // SAFETY: The list head is valid; the mutex keeps events from joining or leaving the list
     // except through the caller.
-    let mut pos = unsafe { (*head).next };
-    core::iter::from_fn(move || {
-        if pos == head {
-            return None;
-        }
-        // SAFETY: `pos` is the `event_entry` of an event on the list; read its successor before
-        // the caller may unlink it.
-        let event = unsafe {
-            let event = kernel::container_of!(pos, bindings::perf_event, event_entry);
-            pos = (*pos).next;
-            event
-        };
-        Some(event)
+    unsafe { crate::list::links(head) }.map(|link| {
+        // SAFETY: `link` is the `event_entry` of an event on the list.
+        unsafe { kernel::container_of!(link, bindings::perf_event, event_entry) }
     })
 }
 
@@ -126,17 +116,11 @@ unsafe fn install(
     events: *mut bindings::list_head,
 ) {
     for leaders in [false, true] {
-        // SAFETY: The list is private to this migration (see `perf_pmu_migrate_context`); the
-        // successor is read before an entry is unlinked.
-        let mut pos = unsafe { (*events).next };
-        while pos != events {
-            // SAFETY: As above; `pos` is the `migrate_entry` of an event on the list.
-            let (event, next) = unsafe {
-                (
-                    kernel::container_of!(pos, bindings::perf_event, migrate_entry),
-                    (*pos).next,
-                )
-            };
+        // SAFETY: The list is private to this migration (see `perf_pmu_migrate_context`); only
+        // the entry handed out last is unlinked.
+        for link in unsafe { crate::list::links(events) } {
+            // SAFETY: `link` is the `migrate_entry` of an event on the list.
+            let event = unsafe { kernel::container_of!(link, bindings::perf_event, migrate_entry) };
             // SAFETY: The event is valid; `group_leader` does not change while it is out of
             // any context.
             let is_leader = unsafe { (*event).group_leader } == event;
@@ -144,11 +128,10 @@ unsafe fn install(
                 // SAFETY: The entry is on the private list; unlinking it hands the event to
                 // `install_event` with the caller's proof of the destination's mutex.
                 unsafe {
-                    bindings::list_del_init(pos);
+                    bindings::list_del_init(link);
                     install_event(dst, pmu, cpu, event);
                 }
             }
-            pos = next;
         }
     }
 }

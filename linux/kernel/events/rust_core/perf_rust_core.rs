@@ -63,6 +63,7 @@
 mod ctx;
 mod epc;
 mod event_lock;
+mod list;
 mod lock;
 mod lookup;
 mod migrate;
