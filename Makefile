@@ -52,7 +52,7 @@ baseline:	## regenerate the C-core baselines (CONFIG_PERF_EVENTS_RUST_CORE=n)
 	$(KH) baseline --timeout $(TIMEOUT) $(FULL_FLAG) --arch $(KH_ARCH) $(if $(REUSE),--reuse,)
 
 patches:	## export the delta as a git format-patch series into out/series
-	$(KH) patches --out $(CURDIR)/out/series $(if $(CHECK),--check,)
+	$(KH) patches --out $(CURDIR)/out/series $(if $(CHECK),--check,) $(if $(FROM),--from $(FROM),)
 
 unit:		## the harness's own unit tests
 	$(KH) unit

@@ -337,6 +337,9 @@ def main(argv=None) -> int:
     e.add_argument("--out", default=str(REPO / "out" / "series"))
     e.add_argument("--check", action="store_true",
                    help="git am the series onto pristine upstream and build every patch")
+    e.add_argument("--from", dest="first", type=int, default=1,
+                   help="with --check: build from this patch on (a re-check after a change "
+                        "to the last patches)")
     sub.add_parser("unit", help="the harness's own unit tests")
     st = sub.add_parser("stress", help="long parallel load under KASAN, lockdep, kmemleak")
     st.add_argument("--minutes", type=int, default=30)
@@ -386,7 +389,7 @@ def main(argv=None) -> int:
             print(msg)
             if ok and args.check:
                 toolchain.install()
-                return bisect.check(pats)
+                return bisect.check(pats, first=args.first)
             return 0 if ok else 1
         elif args.cmd == "soak":
             toolchain.install(arch=args.arch)
