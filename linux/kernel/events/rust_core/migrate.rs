@@ -14,7 +14,7 @@
 //! Every moved event leaves the source CPU context with its references: the epc reference is
 //! put at once ([`put_pmu_ctx`]), the context reference only once `event->ctx` points at the
 //! destination, which took its own ([`get_ctx`]) first: the accounting that commit 889c58b3155f
-//! ("perf/core: Fix perf_pmu_migrate_context()") restored. A CPU context's epc is embedded in
+//! ("perf/core: Fix cpuctx refcounting") restored. A CPU context's epc is embedded in
 //! the PMU's per-CPU data, so finding the destination's ([`find_get_pmu_context`]) cannot fail.
 //!
 //! # Locking
