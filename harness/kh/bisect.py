@@ -4,7 +4,8 @@ The series (out/series) is applied with `git am` onto pristine upstream in a wor
 own ($KH_CACHE/bisect/tree), and every commit is built: x86_64 with the Rust core off
 (debug-c) and, from the patch that adds CONFIG_PERF_EVENTS_RUST_CORE on, on (debug-rust).
 Build directories and ccache are the cache's, under bisect/, so a second run is incremental.
-A commit that does not build fails the check, naming it and the build log's tail; so does one
+A commit that changes only selftests, documentation or MAINTAINERS is not built (and is named
+as such). A commit that does not build fails the check, naming it and the build log's tail; so does one
 whose build warns (clang, rustc) in a file that the series adds or changes up to that commit:
 upstream's own warnings are not the series' to fix, its own are (a patch that warns is one a
 maintainer sends back)."""
@@ -61,6 +62,16 @@ def warnings(log_text: str, tree: str) -> list[tuple[str, str]]:
     return out
 
 
+# What a kernel build does not read: a patch that changes only these is not built (the
+# selftests are built and run by make test, the documentation is not built here).
+NOT_KERNEL = ("tools/", "Documentation/", "MAINTAINERS")
+
+
+def builds_kernel(names: str) -> bool:
+    """Whether a commit that changes these paths (one a line) changes what the kernel builds."""
+    return any(not n.startswith(NOT_KERNEL) for n in names.split())
+
+
 def check(patches: list[Path], first: int = 1) -> int:
     base = cache_dir() / "bisect"
     wt = base / "tree"
@@ -84,8 +95,12 @@ def check(patches: list[Path], first: int = 1) -> int:
     t0 = time.monotonic()
     if first > 1:
         print(f"bisect: patches 1-{first - 1} applied but not built (FROM={first})")
+    skipped = []
     for i, (c, p) in enumerate(zip(commits, patches), 1):
         if i < first:
+            continue
+        if not builds_kernel(_wt("diff-tree", "--no-commit-id", "--name-only", "-r", c).stdout):
+            skipped.append(p.name)
             continue
         _wt("checkout", "-q", "-f", c)
         has_option = "config PERF_EVENTS_RUST_CORE" in (wt / "init" / "Kconfig").read_text()
@@ -105,7 +120,10 @@ def check(patches: list[Path], first: int = 1) -> int:
     bad = [(n, prof, e) for n, prof, e in results if e]
     for n, prof, e in bad:
         print(f"FAIL {n} ({prof}):\n    " + e.replace("\n", "\n    "))
+    for n in skipped:
+        print(f"not built: {n} (changes no kernel source: selftests, documentation)")
     built = f"patches {first}-{len(commits)}" if first > 1 else "every patch"
+    built += f" but {len(skipped)} that change no kernel source" if skipped else ""
     print(f"bisect: {len(results) - len(bad)} of {len(results)} builds passed (built without "
           f"warnings in the series' files), {len(commits)} patches applied with git am onto "
           f"pristine upstream, {built} built ({time.monotonic() - t0:.0f}s)")

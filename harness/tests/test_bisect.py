@@ -29,3 +29,12 @@ class BuildWarnings(unittest.TestCase):
 
     def test_a_clean_log_has_none(self):
         self.assertEqual(bisect.warnings("  CC      a.o\n  LD      vmlinux\n", "/t/tree"), [])
+
+
+class WhatIsBuilt(unittest.TestCase):
+    def test_selftests_docs_and_maintainers_alone_are_not_built(self):
+        self.assertFalse(bisect.builds_kernel(
+            "tools/testing/selftests/perf_events/Makefile\nDocumentation/core-api/x.rst\n"
+            "MAINTAINERS\n"))
+        self.assertTrue(bisect.builds_kernel("MAINTAINERS\nkernel/events/core.c\n"))
+        self.assertTrue(bisect.builds_kernel("rust/helpers/list.c\n"))
