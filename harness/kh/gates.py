@@ -23,8 +23,10 @@ RUST_CORE_SYMBOLS = [
 ]
 # Replaced functions that have no C caller left: Rust-internal (no symbol), gone from core.o.
 RUST_CORE_INTERNAL = ["perf_lock_task_context",
-                      # S4
-                      "__perf_pmu_remove", "__perf_pmu_install", "__perf_pmu_install_event"]
+                      # S4 (the C core's core.o has it as a local symbol; clang inlines
+                      # __perf_pmu_remove() and __perf_pmu_install(), so their absence
+                      # proves nothing and they are not listed)
+                      "__perf_pmu_install_event"]
 
 
 def changed_rust_files() -> list[str]:
