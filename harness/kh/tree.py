@@ -125,11 +125,12 @@ def overlay_states(entries: list[Entry], overlay: Path = OVERLAY) -> list[str]:
         present = set(paths)
         for e in reversed(entries):
             states.append(git("write-tree", env=env).stdout.strip())
+            touched = _touched(e.patch)
             for c in e.creates:
-                if c in _touched(e.patch):
+                if c in touched:
                     raise KhError(f"{e.patch.name} creates {c} (patches/series) and also "
                                   "has hunks for it")
-            mine = sorted(_touched(e.patch) & paths)
+            mine = sorted(touched & paths)
             early = [m for m in mine if m not in present]
             if early:
                 raise KhError(f"{e.patch.name} changes {', '.join(early)} before the patch "
