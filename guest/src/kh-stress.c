@@ -14,7 +14,11 @@
  *    groups that a test_hw_a or test_hw_data sibling moves into its hardware PMU
  *    context (move_group, inherited at random: a read of such a group meets
  *    ECHILD while a child forked before the move lives), and a test_hw_b sibling
- *    that must fail with EINVAL; then enable/disable/reset ioctls, read, mmap of
+ *    that must fail with EINVAL; and groups of CPU events on test_uncore, which
+ *    moves its events to another CPU with perf_pmu_migrate_context() when its CPU
+ *    goes offline or a higher one comes online (so the hotplug thread migrates
+ *    them twice a cycle; a sibling opened after its leader's CPU moved fails with
+ *    EINVAL, as on C); then enable/disable/reset ioctls, read, mmap of
  *    the ring buffer, close;
  *  - a forker: fork children that exec themselves and exit (inherit, exec, exit
  *    paths), or exit at once;
@@ -52,9 +56,9 @@
 #include "tracepoint_id.h"
 #include "pmu_type.h"
 
-enum kind { K_OPEN, K_CTL, K_MMAP, K_FORK, K_MIGRATE, K_HOTPLUG, NR_KINDS };
+enum kind { K_OPEN, K_CTL, K_MMAP, K_FORK, K_MIGRATE, K_HOTPLUG, K_UNCORE, NR_KINDS };
 static const char * const kind_name[NR_KINDS] = {
-	"open", "ioctl+read", "mmap", "fork+exec", "migrate", "hotplug",
+	"open", "ioctl+read", "mmap", "fork+exec", "migrate", "hotplug", "uncore",
 };
 
 static atomic_long ops[NR_KINDS], fails[NR_KINDS], unexpected;
@@ -65,6 +69,7 @@ static pid_t main_tid;
 static atomic_int forker_tid;
 static long tp_switch = -1;
 static int hw_a = -1, hw_b = -1, hw_data = -1;	/* the test PMUs' types, if any */
+static int uncore = -1;				/* test_uncore's type, if any */
 static int ncpus;
 static char self_exe[256];
 static volatile sig_atomic_t traps;
@@ -184,7 +189,7 @@ static void *opener(void *arg)
 		int echild_ok = 0, cross = 0;
 		pid_t pid = 0;
 
-		switch (rnd(&seed, hw_a >= 0 ? 5 : 4)) {
+		switch (rnd(&seed, hw_a < 0 ? 4 : uncore < 0 ? 5 : 6)) {
 		case 0: /* task event on this thread */
 			attr_sw(&a, PERF_COUNT_SW_TASK_CLOCK, &seed);
 			break;
@@ -218,6 +223,22 @@ static void *opener(void *arg)
 			echild_ok = inh;
 			cross = 1;
 			break;
+		case 5: /* group of CPU events on test_uncore, on whichever CPU serves it */
+			memset(&a, 0, sizeof(a));
+			a.size = sizeof(a);
+			a.type = uncore;
+			a.read_format = PERF_FORMAT_GROUP;
+			pid = -1;
+			cpu = rnd(&seed, ncpus);
+			fds[n] = perf_open(&a, pid, cpu, -1);
+			count(K_UNCORE);
+			if (fds[n] < 0) {
+				failed(K_UNCORE, "test_uncore leader", errno, errno == ENODEV);
+				continue;
+			}
+			n++;
+			cross = -1;
+			break;
 		default: /* group: software leader, tracepoint and software siblings */
 			attr_sw(&a, PERF_COUNT_SW_CPU_CLOCK, &seed);
 			no_task_flags(&a);
@@ -242,11 +263,12 @@ static void *opener(void *arg)
 		if (fds[n] < 0)
 			failed(K_OPEN, "perf_event_open", errno,
 			       (cpu >= 0 && errno == ENODEV) ||
+			       (cross < 0 && errno == EINVAL) ||
 			       (errno == ESRCH && atomic_load(&stop)));
 		else
 			n++;
 		count(K_OPEN);
-		if (cross && n == 2) {
+		if (cross > 0 && n == 2) {
 			/* A second hardware PMU in the moved group: EINVAL. */
 			struct perf_event_attr b = a;
 			int bad;
@@ -385,8 +407,11 @@ int main(int argc, char **argv)
 	hw_a = pmu_type("test_hw_a");
 	hw_b = pmu_type("test_hw_b");
 	hw_data = pmu_type("test_hw_data");
+	uncore = pmu_type("test_uncore");
 	if (hw_b < 0 || hw_data < 0)
 		hw_a = -1;
+	if (hw_a < 0)
+		uncore = -1;
 	if (can_hotplug && (ncpus < 2 ||
 			    access("/sys/devices/system/cpu/cpu1/online", W_OK) != 0)) {
 		fprintf(stderr, "--hotplug: /sys/devices/system/cpu/cpu1/online is not writable\n");

@@ -420,9 +420,9 @@ def eval_stress(sections: dict) -> Report:
                      re.findall(r"^KH-STRESS (\S+) (\d+) \d+$", s.text, re.M))
         idle = [k for k, n in kinds.items() if n == 0]
         if s.rc == 0 and m and int(m.group(1)) > 0 and kinds and not idle:
-            rep.ok("stress/kh-stress (open, ioctl, mmap, fork+exec, migrate, hotplug)")
+            rep.ok("stress/kh-stress (open, ioctl, mmap, fork+exec, migrate, hotplug, uncore)")
         else:
-            rep.fail("stress/kh-stress (open, ioctl, mmap, fork+exec, migrate, hotplug)",
+            rep.fail("stress/kh-stress (open, ioctl, mmap, fork+exec, migrate, hotplug, uncore)",
                      f"rc={s.rc}, kinds that did nothing: {idle}:\n{s.text[-1500:]}")
     return rep
 

@@ -197,7 +197,7 @@ class Versions(unittest.TestCase):
 
 
 class Stress(unittest.TestCase):
-    KH = "stress/kh-stress (open, ioctl, mmap, fork+exec, migrate, hotplug)"
+    KH = "stress/kh-stress (open, ioctl, mmap, fork+exec, migrate, hotplug, uncore)"
     GOOD = ["KH-STRESS open 100 3", "KH-STRESS mmap 10 0", "KH-STRESS hotplug 2 0",
             "KH-STRESS-TOTAL 112 ops 0 unexpected"]
 
