@@ -33,7 +33,7 @@
  *                 and when a higher CPU comes online it migrates them there
  *                 (as arm-cmn does to a CPU of its NUMA node). So taking
  *                 the last CPU offline and online again migrates twice.
- *                 Eight counters per CPU.
+ *                 Sixteen counters per CPU.
  *
  * An event counts the nanoseconds (local_clock()) it is scheduled in on a
  * CPU, whatever the exclude_* bits say. config must be 0. Events are
@@ -60,7 +60,7 @@
 #include <linux/slab.h>
 
 #define TEST_PMU_COUNTERS	4
-#define TEST_UNCORE_COUNTERS	8
+#define TEST_UNCORE_COUNTERS	16
 
 struct test_pmu {
 	struct pmu pmu;

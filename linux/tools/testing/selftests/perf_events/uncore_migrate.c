@@ -195,8 +195,9 @@ static void expect_counting(struct __test_metadata *_metadata, struct events *ev
 	read_events(_metadata, ev, before);
 	usleep(20000);
 	read_events(_metadata, ev, after);
-	for (i = 0; i < NR_EVENTS; i++)
+	for (i = 0; i < NR_EVENTS; i++) {
 		EXPECT_LT(before[i], after[i]) TH_LOG("event %d does not count %s", i, when);
+	}
 }
 
 static int uncore_type(struct __test_metadata *_metadata)
@@ -321,8 +322,9 @@ TEST(hotplug_loop_with_openers)
 
 	EXPECT_EQ(cpu, uncore_cpu());
 	read_events(_metadata, &ev, after);
-	for (i = 0; i < NR_EVENTS; i++)
+	for (i = 0; i < NR_EVENTS; i++) {
 		EXPECT_LT(before[i], after[i]) TH_LOG("event %d", i);
+	}
 	expect_counting(_metadata, &ev, "after the loop");
 	close_events(&ev);
 }
