@@ -21,13 +21,33 @@ slow_watch() {
 	sleep "$1" || return
 	echo "KH-SLOW still running after $1 s; /proc/interrupts:"
 	cat /proc/interrupts
+	slow_tasks
 	sleep 10
 	echo "KH-SLOW 10 s later; /proc/interrupts, /proc/softirqs:"
 	cat /proc/interrupts /proc/softirqs
+	slow_tasks
+}
+# The sample-rate limits perf's throttling has reached, and the workload's tasks: state,
+# utime and stime (clock ticks), last CPU, schedstat (ns on CPU, ns waiting, slices) and
+# kernel stack, so that two snapshots 10 s apart say whether a stuck task gets CPU time.
+slow_tasks() {
+	echo "KH-SLOW perf_event_max_sample_rate $(cat /proc/sys/kernel/perf_event_max_sample_rate)" \
+		"perf_cpu_time_max_percent $(cat /proc/sys/kernel/perf_cpu_time_max_percent)"
+	dmesg | grep -E 'perf: interrupt took|hrtimer: interrupt took' | tail -n 5
+	local d
+	for d in /proc/[0-9]*; do
+		case "$(cat "$d/comm" 2>/dev/null)" in
+		perf-exec | kh-workload) ;;
+		*) continue ;;
+		esac
+		echo "KH-SLOW task ${d#/proc/} $(cat "$d/comm"): state utime stime cpu" \
+			"$(cut -d' ' -f3,14,15,39 "$d/stat"), schedstat $(cat "$d/schedstat")"
+		cat "$d/stack" 2>/dev/null
+	done
 }
 smoke_record() {
 	local watch rc
-	slow_watch 120 &
+	slow_watch 40 &
 	watch=$!
 	perf record -e cpu-clock -g -o /tmp/perf.data -- $W 400 5
 	rc=$?

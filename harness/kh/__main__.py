@@ -109,9 +109,12 @@ def guest_report(res, out: Path, rep: Report) -> dict:
     sections, done = parsers.parse_sections(res.results)
     splats = parsers.find_splats(res.console)
     if res.hang:
+        open_ = [s for s in sections.values() if s.rc is None]
         rep.fail("guest/finished", res.hang + "; the console from the first stall report "
                  "or the last 200 lines (sysrq l, w, t were sent):\n"
-                 + parsers.hang_evidence(res.console))
+                 + parsers.hang_evidence(res.console)
+                 + "".join(f"\nthe unfinished section {s.name}'s output (its last 4000 "
+                           f"characters):\n{s.text[-4000:]}" for s in open_))
     elif res.timed_out:
         rep.fail("guest/finished", "guest timed out; last console lines:\n"
                  + guest.tail(res.console) + "\nlast results lines:\n" + guest.tail(res.results))
