@@ -109,7 +109,10 @@ static int test_pmu_event_init(struct perf_event *event)
 	if (to_test_pmu(event->pmu)->uncore) {
 		int cpu = READ_ONCE(to_test_pmu(event->pmu)->cpu);
 
-		/* Task events never get here: event->cpu is -1 for them. */
+		/*
+		 * A task event on any CPU: EINVAL, as the core answers every
+		 * task event of a PMU without a task context.
+		 */
 		if (event->cpu < 0)
 			return -EINVAL;
 		if (cpu < 0)
