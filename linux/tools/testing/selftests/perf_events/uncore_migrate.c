@@ -329,7 +329,7 @@ TEST(hotplug_loop_with_openers)
 	for (i = 0; i < NR_EVENTS; i++) {
 		int counted = after[i] > before[i];
 
-		EXPECT_TRUE(counted) TH_LOG("event %d did not count through the loop: %llu, then %llu",
+		EXPECT_TRUE(counted) TH_LOG("event %d did not count in the loop: %llu, then %llu",
 					    i, (unsigned long long)before[i],
 					    (unsigned long long)after[i]);
 	}
