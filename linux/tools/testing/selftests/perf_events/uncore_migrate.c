@@ -213,6 +213,20 @@ static int uncore_type(struct __test_metadata *_metadata)
 	return type;
 }
 
+/* test_uncore's type for a hotplug test, or -1 (and the test skips) if it cannot run here. */
+static int hotplug_uncore_type(struct __test_metadata *_metadata)
+{
+	int type = uncore_type(_metadata);
+	const char *why;
+
+	if (type < 0)
+		return -1;
+	why = no_hotplug();
+	if (why)
+		SKIP(return -1, "%s", why);
+	return type;
+}
+
 TEST(task_events_refused)
 {
 	struct perf_event_attr attr;
@@ -228,16 +242,11 @@ TEST(task_events_refused)
 
 TEST(events_move_with_their_cpu)
 {
-	int type = uncore_type(_metadata), cpu, other;
-	const char *why;
+	int type = hotplug_uncore_type(_metadata), cpu, other;
 	struct events ev;
 
 	if (type < 0)
 		return;
-	why = no_hotplug();
-	if (why)
-		SKIP(return, "%s", why);
-
 	cpu = uncore_cpu();
 	/* Opened on CPU 0 (not the PMU's CPU, the highest): event_init moves them. */
 	open_events(_metadata, type, 0, &ev);
@@ -288,18 +297,13 @@ static void *opener(void *arg)
 
 TEST(hotplug_loop_with_openers)
 {
-	int type = uncore_type(_metadata), cpu, i;
+	int type = hotplug_uncore_type(_metadata), cpu, i;
 	pthread_t threads[2];
 	uint64_t before[NR_EVENTS], after[NR_EVENTS];
-	const char *why;
 	struct events ev;
 
 	if (type < 0)
 		return;
-	why = no_hotplug();
-	if (why)
-		SKIP(return, "%s", why);
-
 	cpu = uncore_cpu();
 	open_events(_metadata, type, cpu, &ev);
 	read_events(_metadata, &ev, before);
