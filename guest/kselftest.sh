@@ -1,14 +1,31 @@
 # tools/testing/selftests/perf_events, built on the host against this kernel's headers.
 # KH_KSELFTESTS: only these programs (space-separated), e.g. on a second arm64 CPU model.
 
+# kill_session SID: SIGKILL to every process of session SID. A process-group kill is not
+# enough: the kselftest harness runs each test in a process group of its own (setpgrp()), so
+# when a test process dies (remove_on_exec's fork+exec cases on arm64: SIGSEGV), its
+# children, which spin until a signal comes, live on in that group. Left running they took
+# both CPUs for the rest of an arm64 run (three `exe` processes at 250-330 s of CPU each in
+# the sysrq dump of 2026-12-01's stall in smoke.record: issue 21).
+kill_session() {
+	local sid=$1 d st
+	for d in /proc/[0-9]*; do
+		read -r st <"$d/stat" 2>/dev/null || continue
+		# Fields after "(comm) ": state ppid pgrp session ...
+		set -- ${st##*) }
+		[ "$4" = "$sid" ] && kill -KILL "${d#/proc/}" 2>/dev/null
+	done
+}
+
 # run_one PROG [ARGS]: PROG under `timeout` in a session of its own; whatever it leaves behind is
-# killed before the next program runs (e.g. remove_on_exec's children, which spin until a
-# signal comes, when the test process died first).
+# killed before the next program runs.
 run_one() {
-	local rc
+	local rc sid
 	setsid -w sh -c 'echo $$ >/tmp/kselftest.pgid; exec timeout 300 "$0" "$@"' "$@" </dev/null
 	rc=$?
-	kill -KILL -- "-$(cat /tmp/kselftest.pgid)" 2>/dev/null
+	sid=$(cat /tmp/kselftest.pgid)
+	kill_session "$sid"
+	kill_session "$sid"
 	return $rc
 }
 
