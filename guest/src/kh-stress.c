@@ -186,7 +186,7 @@ static void *opener(void *arg)
 
 	while (!atomic_load(&stop)) {
 		int fds[4] = { -1, -1, -1, -1 }, n = 0, i, cpu = -1, inh;
-		int echild_ok = 0, cross = 0;
+		int echild_ok = 0, cross = 0, moved_ok = 0;
 		pid_t pid = 0;
 
 		switch (rnd(&seed, hw_a < 0 ? 4 : uncore < 0 ? 5 : 6)) {
@@ -237,7 +237,8 @@ static void *opener(void *arg)
 				continue;
 			}
 			n++;
-			cross = -1;
+			/* The sibling: EINVAL if the leader's CPU moved meanwhile. */
+			moved_ok = 1;
 			break;
 		default: /* group: software leader, tracepoint and software siblings */
 			attr_sw(&a, PERF_COUNT_SW_CPU_CLOCK, &seed);
@@ -263,12 +264,12 @@ static void *opener(void *arg)
 		if (fds[n] < 0)
 			failed(K_OPEN, "perf_event_open", errno,
 			       (cpu >= 0 && errno == ENODEV) ||
-			       (cross < 0 && errno == EINVAL) ||
+			       (moved_ok && errno == EINVAL) ||
 			       (errno == ESRCH && atomic_load(&stop)));
 		else
 			n++;
 		count(K_OPEN);
-		if (cross > 0 && n == 2) {
+		if (cross && n == 2) {
 			/* A second hardware PMU in the moved group: EINVAL. */
 			struct perf_event_attr b = a;
 			int bad;
