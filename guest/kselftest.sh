@@ -21,9 +21,10 @@ kill_session() {
 # killed before the next program runs.
 run_one() {
 	local rc sid
-	setsid -w sh -c 'echo $$ >/tmp/kselftest.pgid; exec timeout 300 "$0" "$@"' "$@" </dev/null
+	setsid -w sh -c 'echo $$ >/tmp/kselftest.sid; exec timeout 300 "$0" "$@"' "$@" </dev/null
 	rc=$?
-	sid=$(cat /tmp/kselftest.pgid)
+	sid=$(cat /tmp/kselftest.sid)
+	# Twice: a process that forked while the first pass walked /proc has its child killed now.
 	kill_session "$sid"
 	kill_session "$sid"
 	return $rc

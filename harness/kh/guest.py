@@ -231,7 +231,7 @@ def kvm_usable(kernel: Path) -> bool:
 
 
 def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: int,
-         live: bool = False, smp: int = 2, mem: str = "2G", extra_cmdline: str = "",
+         live: bool = False, smp: int = 2, mem: str = "2G",
          icount: bool = False, quiet_kvm: bool = False, arch: str = "x86_64",
          cpu: str = "max", no_progress: float = NO_PROGRESS) -> GuestResult:
     outdir.mkdir(parents=True, exist_ok=True)
@@ -265,7 +265,7 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
         channels = [*console_ch.qemu_args(), "-serial", f"file:{res}"]
     cmd = [QEMU[arch], *accel, "-smp", str(smp), "-m", mem, "-display", "none",
            "-monitor", "none", "-no-reboot", "-kernel", str(kernel),
-           "-append", f"{CONSOLE[arch]} {CMDLINE} {extra_cmdline}".strip(),
+           "-append", f"{CONSOLE[arch]} {CMDLINE}",
            "-drive", f"file={rootfs},if=virtio,format=raw,snapshot=on",
            "-drive", f"file={payload},if=virtio,format=raw,snapshot=on",
            *channels]
