@@ -65,6 +65,15 @@ void perf_install_in_context(struct perf_event_context *ctx,
 /* core.c defines the two functions above without static. */
 #define __perf_rust_visible
 
+#ifdef CONFIG_KUNIT
+struct perf_event_attr;
+
+/* For the KUnit suites: a CPU kernel counter in @leader's group. */
+struct perf_event *
+perf_event_create_kernel_sibling(struct perf_event_attr *attr,
+				 struct perf_event *leader);
+#endif
+
 #else /* !CONFIG_PERF_EVENTS_RUST_CORE */
 
 #define __perf_rust_visible static

@@ -285,13 +285,9 @@ pub(crate) unsafe extern "C" fn find_get_pmu_context(
     if ctx.task().is_null() {
         // perf_pmu_migrate_context() / __perf_pmu_install_event() relies on the fact that this
         // cannot fail for CPU contexts.
-        // SAFETY: `pmu->cpu_pmu_context` is a per-CPU array of valid cpc pointers for the
-        // possible CPUs, and `event->cpu` is one of them for a CPU context's event.
-        let epc = unsafe {
-            let cpc = *bindings::per_cpu_ptr((*pmu).cpu_pmu_context.cast(), (*event).cpu as u32)
-                .cast::<*mut bindings::perf_cpu_pmu_context>();
-            Epc::from_raw(&raw mut (*cpc).epc)
-        };
+        // SAFETY: `pmu` is registered (an event of it is being created or moved) and
+        // `event->cpu` of a CPU context's event is a possible CPU.
+        let epc = unsafe { cpu_epc(pmu, (*event).cpu) };
         // SAFETY: CPU contexts are never unpublished: the caller holds the mutex.
         let held = unsafe { MutexHeld::assume(ctx) };
         return find_get_cpu(held.lock_irq(), epc);
@@ -310,6 +306,23 @@ pub(crate) unsafe extern "C" fn find_get_pmu_context(
             warn_on_once!(true);
             EINVAL.to_ptr()
         }
+    }
+}
+
+/// The epc of `pmu` embedded in its per-CPU data for `cpu` (in `perf_cpu_pmu_context`), which
+/// lives as long as the PMU is registered.
+///
+/// # Safety
+///
+/// `pmu` must be registered for `'a` and `cpu` a possible CPU.
+pub(crate) unsafe fn cpu_epc<'a>(pmu: *mut bindings::pmu, cpu: c_int) -> &'a Epc {
+    // SAFETY: `pmu->cpu_pmu_context` of a registered PMU is a per-CPU array of valid cpc
+    // pointers for the possible CPUs, `cpu` is one of them; the cpc is freed only after the
+    // PMU's unregistration.
+    unsafe {
+        let cpc = *bindings::per_cpu_ptr((*pmu).cpu_pmu_context.cast(), cpu as u32)
+            .cast::<*mut bindings::perf_cpu_pmu_context>();
+        Epc::from_raw(&raw mut (*cpc).epc)
     }
 }
 

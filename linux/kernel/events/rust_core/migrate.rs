@@ -185,21 +185,27 @@ pub(crate) unsafe extern "C" fn perf_pmu_migrate_context(
 #[kunit_tests(perf_rust_core_migrate)]
 mod tests {
     use super::*;
+    use crate::epc::cpu_epc;
 
-    /// A counting `cpu-clock` event on `cpu`, made as the watchdog makes its own.
+    /// A counting `cpu-clock` event on a CPU, made as the watchdog makes its own.
     struct CpuClock(*mut bindings::perf_event);
 
     impl CpuClock {
-        fn new(cpu: c_int) -> Result<Self> {
+        fn attr() -> bindings::perf_event_attr {
             // SAFETY: All-zero is a valid `struct perf_event_attr`.
             let mut attr: bindings::perf_event_attr = unsafe { core::mem::zeroed() };
             attr.type_ = bindings::perf_type_id_PERF_TYPE_SOFTWARE;
             attr.config = u64::from(bindings::perf_sw_ids_PERF_COUNT_SW_CPU_CLOCK);
             attr.size = core::mem::size_of::<bindings::perf_event_attr>() as u32;
-            // SAFETY: `attr` is valid for the call; no task, no overflow handler.
+            attr
+        }
+
+        /// A group leader (or a singleton) on `cpu`.
+        fn new(cpu: c_int) -> Result<Self> {
+            // SAFETY: The attributes are valid for the call; no task, no overflow handler.
             let event = unsafe {
                 bindings::perf_event_create_kernel_counter(
-                    &mut attr,
+                    &mut Self::attr(),
                     cpu,
                     core::ptr::null_mut(),
                     None,
@@ -210,10 +216,22 @@ mod tests {
             Ok(Self(event))
         }
 
-        fn read(&self) -> u64 {
+        /// A sibling in `leader`'s group.
+        fn sibling(leader: &CpuClock) -> Result<Self> {
+            // SAFETY: The attributes are valid for the call; `leader` is a live CPU counter.
+            let event =
+                unsafe { bindings::perf_event_create_kernel_sibling(&mut Self::attr(), leader.0) };
+            kernel::error::from_err_ptr(event)?;
+            Ok(Self(event))
+        }
+
+        /// The count, the time enabled and the time running.
+        fn read(&self) -> (u64, u64, u64) {
             let (mut enabled, mut running) = (0, 0);
             // SAFETY: The event is valid until dropped.
-            unsafe { bindings::perf_event_read_value(self.0, &mut enabled, &mut running) }
+            let count =
+                unsafe { bindings::perf_event_read_value(self.0, &mut enabled, &mut running) };
+            (count, enabled, running)
         }
 
         fn pmu(&self) -> *mut bindings::pmu {
@@ -232,6 +250,34 @@ mod tests {
             // SAFETY: The event is valid and in a context, so it has an epc.
             unsafe { ((*self.0).cpu, (*self.0).ctx, (*(*self.0).pmu_ctx).ctx) }
         }
+
+        /// `event->group_leader`.
+        fn leader(&self) -> *mut bindings::perf_event {
+            // SAFETY: The event is valid until dropped.
+            let ctx = unsafe { Ctx::from_raw((*self.0).ctx) };
+            // Group links change under both locks; either is enough to read them.
+            let _held = ctx.lock_mutex();
+            // SAFETY: As above.
+            unsafe { (*self.0).group_leader }
+        }
+
+        /// The siblings of a group leader, in group order.
+        fn siblings(&self) -> Result<KVec<*mut bindings::perf_event>> {
+            assert_eq!(self.leader(), self.0);
+            let mut siblings = KVec::new();
+            // SAFETY: The event is valid until dropped.
+            let ctx = unsafe { Ctx::from_raw((*self.0).ctx) };
+            let _held = ctx.lock_mutex();
+            // SAFETY: A leader's `sibling_list` heads the list of its siblings' `sibling_list`
+            // entries, stable under the mutex.
+            for link in unsafe { crate::list::links(&raw mut (*self.0).sibling_list) } {
+                // SAFETY: `link` is the `sibling_list` of a sibling.
+                let sibling =
+                    unsafe { kernel::container_of!(link, bindings::perf_event, sibling_list) };
+                siblings.push(sibling, GFP_KERNEL)?;
+            }
+            Ok(siblings)
+        }
     }
 
     impl Drop for CpuClock {
@@ -249,55 +295,94 @@ mod tests {
             .read()
     }
 
-    /// The count and the number of events of `pmu`'s embedded epc on `cpu`.
-    fn epc_state(pmu: *mut bindings::pmu, cpu: c_int) -> (i32, u32) {
-        // SAFETY: `pmu` is registered: its per-CPU cpc pointers are valid for possible CPUs, and
-        // the embedded epc is never freed while the PMU is registered. The test's events are the
-        // only ones of `pmu` (read without the lock: nothing else changes them).
-        unsafe {
-            let cpc = *bindings::per_cpu_ptr((*pmu).cpu_pmu_context.cast(), cpu as u32)
-                .cast::<*mut bindings::perf_cpu_pmu_context>();
-            ((*cpc).epc.refcount.counter, (*cpc).epc.nr_events)
-        }
+    /// Of `pmu`'s epc on `cpu`: its count, its number of events, whether it is on CPU `cpu`'s
+    /// context list and whether it has active events.
+    fn epc_state(pmu: *mut bindings::pmu, cpu: c_int) -> (i32, u32, bool, bool) {
+        // SAFETY: `pmu` is registered (the test holds an event of it), `cpu` is possible.
+        let epc = unsafe { cpu_epc(pmu, cpu) }.as_raw();
+        // SAFETY: The per-CPU contexts are static and initialised.
+        let ctx = unsafe { Ctx::from_raw(bindings::perf_cpu_ctx(cpu)) };
+        let lock = ctx.lock_irqsave();
+        let linked = crate::epc::epcs(&lock).any(|e| e.as_raw() == epc);
+        // SAFETY: The epc is valid (as above); its fields change under `ctx->lock`, held.
+        let state = unsafe {
+            (
+                (*epc).refcount.counter,
+                (*epc).nr_events,
+                linked,
+                !bindings::list_empty(&(*epc).pinned_active)
+                    || !bindings::list_empty(&(*epc).flexible_active),
+            )
+        };
+        drop(lock);
+        state
+    }
+
+    /// The first of `events` that does not count all the time over a few milliseconds (its count
+    /// grows, its time running grows as much as its time enabled), if any.
+    fn not_counting<'a>(events: impl IntoIterator<Item = &'a CpuClock>) -> Option<usize> {
+        events.into_iter().position(|e| {
+            let (count, enabled, running) = e.read();
+            // SAFETY: No requirements.
+            unsafe { bindings::msleep(2) };
+            let (count2, enabled2, running2) = e.read();
+            count2 <= count || enabled2 - enabled != running2 - running
+        })
     }
 
     #[test]
-    fn events_move_with_their_references() -> Result {
+    fn a_group_and_singletons_move_with_their_references() -> Result {
         // CPU 1 must be online: the guests of the test suites have two CPUs.
         drop(CpuClock::new(1)?);
-        let events = [CpuClock::new(0)?, CpuClock::new(0)?, CpuClock::new(0)?];
-        let pmu = events[0].pmu();
+        let leader = CpuClock::new(0)?;
+        let events = [
+            CpuClock::sibling(&leader)?,
+            CpuClock::sibling(&leader)?,
+            CpuClock::new(0)?,
+            CpuClock::new(0)?,
+        ];
+        let all = [&leader, &events[0], &events[1], &events[2], &events[3]];
+        let (s1, s2) = (events[0].0, events[1].0);
+        assert_eq!(leader.siblings()?[..], [s1, s2]);
+        let pmu = leader.pmu();
         let (src_ctx, dst_ctx) = (ctx_refs(0), ctx_refs(1));
-        let (src_epc, src_nr) = epc_state(pmu, 0);
-        let (dst_epc, dst_nr) = epc_state(pmu, 1);
-        assert_eq!(src_nr, 3);
-        assert_eq!(dst_nr, 0);
-        let before: [u64; 3] = core::array::from_fn(|i| events[i].read());
+        let (src_epc, src_nr, true, true) = epc_state(pmu, 0) else {
+            panic!("CPU 0's epc is not linked or has no active events");
+        };
+        let (dst_epc, dst_nr, true, false) = epc_state(pmu, 1) else {
+            panic!("CPU 1's epc is not linked or has active events");
+        };
+        assert_eq!((src_nr, dst_nr), (5, 0));
+        assert_eq!(not_counting(all), None);
 
         // SAFETY: A registered PMU, two online CPUs, a context that may sleep.
         unsafe { perf_pmu_migrate_context(pmu, 0, 1) };
 
         // SAFETY: CPU 1's context is static.
         let dst = unsafe { bindings::perf_cpu_ctx(1) };
-        for e in &events {
+        for e in all {
             assert_eq!(e.placement(), (1, dst, dst));
         }
-        // Each event's context and epc references moved from CPU 0 to CPU 1; CPU 1's epc took
-        // the PMU's own reference on its first use if it had none yet.
-        assert_eq!(ctx_refs(0), src_ctx - 3);
-        assert_eq!(ctx_refs(1), dst_ctx + 3);
-        assert_eq!(epc_state(pmu, 0), (src_epc - 3, 0));
-        assert_eq!(epc_state(pmu, 1), (dst_epc.max(1) + 3, dst_nr + 3));
+        // The group is whole, in its order; the siblings still follow their leader.
+        assert_eq!(leader.siblings()?[..], [s1, s2]);
+        assert_eq!(
+            (events[0].leader(), events[1].leader()),
+            (leader.0, leader.0)
+        );
+        assert!(events[2].siblings()?.is_empty() && events[3].siblings()?.is_empty());
+        // Each event's context and epc references moved from CPU 0 to CPU 1: CPU 0's epc kept
+        // only the references it had without them, and no event; CPU 1's (linked by its first
+        // event) took them. The embedded epcs stay linked.
+        assert_eq!(ctx_refs(0), src_ctx - 5);
+        assert_eq!(ctx_refs(1), dst_ctx + 5);
+        assert_eq!(epc_state(pmu, 0), (src_epc - 5, 0, true, false));
+        assert_eq!(epc_state(pmu, 1), (dst_epc + 5, dst_nr + 5, true, true));
 
-        // They keep counting, on CPU 1 now.
-        // SAFETY: No requirements.
-        unsafe { bindings::msleep(5) };
-        for (e, b) in events.iter().zip(before) {
-            assert!(e.read() > b);
-        }
-        drop(events);
+        // They keep counting, on CPU 1 now, the group scheduled as one.
+        assert_eq!(not_counting(all), None);
+        drop((events, leader));
         assert_eq!(ctx_refs(1), dst_ctx);
-        assert_eq!(epc_state(pmu, 1), (dst_epc.max(1), dst_nr));
+        assert_eq!(epc_state(pmu, 1), (dst_epc, dst_nr, true, false));
         Ok(())
     }
 
