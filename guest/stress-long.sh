@@ -57,21 +57,36 @@ stress_long() {
 			stress-ng --perf --fork 2 --vfork 1 --timeout "$((slot * 9 / 10))s" \
 			--metrics-brief >/tmp/ng.out 2>&1 &
 		local p_ng=$!
-		wait $p_khs || failed=$((failed + 1))
+		local rc
+		wait $p_khs
+		rc=$?
+		if [ $rc -ne 0 ]; then
+			failed=$((failed + 1))
+			echo "KH-STRESS-FAILED round $round: kh-stress exited $rc"
+			tail -20 /tmp/khs.out
+		fi
 		wait $p_trr
 		wait $p_tru
 		cat /tmp/tr-root.res /tmp/tr-user.res | grep -v '^ran' | head -30
-		wait $p_ng || failed=$((failed + 1))
+		wait $p_ng
+		rc=$?
+		if [ $rc -ne 0 ]; then
+			failed=$((failed + 1))
+			echo "KH-STRESS-FAILED round $round: perf stat -- stress-ng exited $rc" \
+				"(124: timeout after $((slot + 120)) s)"
+			tail -15 /tmp/ng.out
+			cat /tmp/ng.stat 2>/dev/null | tail -12
+		fi
 		local ops unexp tr_r tr_u ng fi
 		ops=$(awk '/^KH-STRESS-TOTAL/ { print $2 }' /tmp/khs.out)
 		unexp=$(awk '/^KH-STRESS-TOTAL/ { print $4 }' /tmp/khs.out)
 		tr_r=$(awk '/^ran/ { print $2 }' /tmp/tr-root.res)
 		tr_u=$(awk '/^ran/ { print $2 }' /tmp/tr-user.res)
-		[ "${tr_r:-0}" -gt 0 ] || failed=$((failed + 1))
-		[ "${tr_u:-0}" -gt 0 ] || failed=$((failed + 1))
+		[ "${tr_r:-0}" -gt 0 ] || { failed=$((failed + 1)); echo "KH-STRESS-FAILED round $round: trinity as root ran no syscall"; }
+		[ "${tr_u:-0}" -gt 0 ] || { failed=$((failed + 1)); echo "KH-STRESS-FAILED round $round: trinity as nobody ran no syscall"; }
 		ng=$(awk '/stress-ng: metrc: \[[0-9]+\] +(fork|vfork) / { s += $5 } END { print s + 0 }' \
 			/tmp/ng.out)
-		[ "$ng" -gt 0 ] || { failed=$((failed + 1)); tail -15 /tmp/ng.out; }
+		[ "$ng" -gt 0 ] || { failed=$((failed + 1)); echo "KH-STRESS-FAILED round $round: stress-ng reported no fork or vfork op"; tail -15 /tmp/ng.out; }
 		timeout 600 /kh/selftests/perf_events/fault_inject >/tmp/fi.out 2>&1
 		fi=$?
 		[ $fi -eq 0 ] || { fi_fail=$((fi_fail + 1)); tail -20 /tmp/fi.out; }

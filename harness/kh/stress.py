@@ -57,8 +57,11 @@ def evaluate(console: str, results: str, timed_out: bool) -> Counts:
         mm = re.search(r"^stress: (\d+) min", s.text, re.M)
         minutes = float(mm.group(1)) if mm else 0.0
         if s.rc != 0 or not m:
-            problems.append("a load failed or did nothing (kh-stress errno, trinity, "
-                            "stress-ng, fault_inject):\n" + s.text[-3000:])
+            which = re.findall(r"^KH-STRESS-FAILED (.*)$", s.text, re.M)
+            problems.append("a load failed or did nothing ("
+                            + ("; ".join(which) if which else
+                               "kh-stress errno, trinity, stress-ng, fault_inject")
+                            + "):\n" + s.text[-3000:])
     leaks, detail = suites.kmemleak_leaks(sections.get("kmemleak"))
     if leaks is None:
         problems.append(detail)
