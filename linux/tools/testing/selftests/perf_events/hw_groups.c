@@ -23,18 +23,19 @@
  *   succeed after they exit; children forked after the move inherit the
  *   moved group and their counts reach the parent's read.
  *
- * - epc_order_on_inherit: the scenario of 2016066c6619 ("perf/core: Order
- *   the PMU list to fix warning about unordered pmu_ctx_list"): a task
- *   data holder event first, then a tracepoint, then a pinned software
- *   event, inherited by children whose contexts are clones of one parent
- *   and are swapped on every switch between them (one CPU, pipe
- *   ping-pong). The parent's epc list grows in creation order, a child's in
- *   inherit order (pinned groups first): only sorting by PMU type keeps
- *   them equal. 7.2 no longer has the swap of per-epc task data that
- *   warned; what this checks is that the swaps and the per-task data under
- *   them count right and splat nothing (the harness reads the console),
- *   and the Rust core's KUnit case pmus_get_their_own_epcs_sorted_by_type
- *   checks the order itself.
+ * - cloned_contexts_swap_with_task_data: the scenario of 2016066c6619
+ *   ("perf/core: Order the PMU list to fix warning about unordered
+ *   pmu_ctx_list"): a task data holder event first, then a tracepoint,
+ *   then a pinned software event, inherited by children whose contexts are
+ *   clones of one parent and are swapped on every switch between them (one
+ *   CPU, pipe ping-pong). The parent's epc list grows in creation order, a
+ *   child's in inherit order (pinned groups first): only sorting by PMU
+ *   type keeps them equal. 7.2 no longer has the swap of per-epc task data
+ *   that warned, so an unsorted list has no symptom this test could see:
+ *   it checks that the swaps and the per-task data under them count right
+ *   and splat nothing (the harness reads the console). The order itself is
+ *   the Rust core's KUnit cases pmus_get_their_own_epcs_sorted_by_type and
+ *   parent_and_inherited_child_lists_match.
  *
  * - multiplexing: more events than counters rotate (every event runs part
  *   of the time), a group larger than the counters never runs.
@@ -336,7 +337,7 @@ static int ping_pong(void)
 	return ret;
 }
 
-TEST(epc_order_on_inherit)
+TEST(cloned_contexts_swap_with_task_data)
 {
 	struct perf_event_attr attr;
 	uint64_t v[3][3];
