@@ -32,6 +32,23 @@ trinity_as() {
 	[ -n "$ran" ] && [ "$ran" -gt 0 ] || tail -15 "$dir/out" >&2
 }
 
+# ng_watch SECS: if stress-ng is still running after SECS (shortly before its
+# wrapper's timeout), show what its processes wait for: state, wchan, kernel
+# stack, and the blocked tasks of the whole system (sysrq w, on the console).
+ng_watch() {
+	sleep "$1"
+	local pids p
+	pids=$(pgrep -x stress-ng) || return 0
+	echo "KH-STRESS-NG-STUCK after $1 s: $(echo $pids | wc -w) stress-ng processes"
+	for p in $pids; do
+		echo "--- pid $p: $(awk '{ print "state", $3, "ppid", $4 }' /proc/$p/stat 2>/dev/null)" \
+			"wchan $(cat /proc/$p/wchan 2>/dev/null)" \
+			"$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -c1-60)"
+		head -12 /proc/$p/stack 2>/dev/null
+	done | head -120
+	echo w >/proc/sysrq-trigger
+}
+
 stress_long() {
 	local minutes=${KH_STRESS_MINUTES:-30} end round=0 slot left level
 	local levels=(-1 0 1 2) sum_ops=0 sum_unexp=0 sum_trinity=0 sum_ng=0 fi_fail=0 failed=0
@@ -57,6 +74,8 @@ stress_long() {
 			stress-ng --perf --fork 2 --vfork 1 --timeout "$((slot * 9 / 10))s" \
 			--metrics-brief >/tmp/ng.out 2>&1 &
 		local p_ng=$!
+		ng_watch $((slot + 100)) >/tmp/ng.watch 2>&1 &
+		local p_ngw=$!
 		local rc
 		wait $p_khs
 		rc=$?
@@ -70,6 +89,9 @@ stress_long() {
 		cat /tmp/tr-root.res /tmp/tr-user.res | grep -v '^ran' | head -30
 		wait $p_ng
 		rc=$?
+		kill $p_ngw 2>/dev/null
+		wait $p_ngw 2>/dev/null
+		cat /tmp/ng.watch
 		if [ $rc -ne 0 ]; then
 			failed=$((failed + 1))
 			echo "KH-STRESS-FAILED round $round: perf stat -- stress-ng exited $rc" \
