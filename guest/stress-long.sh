@@ -32,20 +32,20 @@ trinity_as() {
 	[ -n "$ran" ] && [ "$ran" -gt 0 ] || tail -15 "$dir/out" >&2
 }
 
-# ng_watch SECS: if stress-ng is still running after SECS (shortly before its
-# wrapper's timeout), show what its processes wait for: state, wchan, kernel
-# stack, and the blocked tasks of the whole system (sysrq w, on the console).
+# ng_watch SECS: if perf stat or stress-ng still runs after SECS (shortly before
+# the wrapper's timeout), show what they wait for: every process's state and
+# wchan, the kernel stacks of perf's and stress-ng's, and the blocked tasks of
+# the whole system (sysrq w, on the console).
 ng_watch() {
 	sleep "$1"
 	local pids p
-	pids=$(pgrep -x stress-ng) || return 0
-	echo "KH-STRESS-NG-STUCK after $1 s: $(echo $pids | wc -w) stress-ng processes"
+	pids=$(pgrep -f 'stress-ng|perf stat') || return 0
+	echo "KH-STRESS-NG-STUCK after $1 s: $(echo $pids | wc -w) perf/stress-ng processes"
+	ps -eo pid,ppid,stat,wchan:28,time,comm | head -80
 	for p in $pids; do
-		echo "--- pid $p: $(awk '{ print "state", $3, "ppid", $4 }' /proc/$p/stat 2>/dev/null)" \
-			"wchan $(cat /proc/$p/wchan 2>/dev/null)" \
-			"$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -c1-60)"
-		head -12 /proc/$p/stack 2>/dev/null
-	done | head -120
+		echo "--- $p $(cat /proc/$p/comm 2>/dev/null): $(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -c1-60)"
+		head -14 /proc/$p/stack 2>/dev/null
+	done | head -150
 	echo w >/proc/sysrq-trigger
 }
 
