@@ -60,6 +60,9 @@ stress_long() {
 		slot=$((left < 300 ? left : 300))
 		round=$((round + 1))
 		level=${levels[$((round % 4))]}
+		local rt0 mt0
+		rt0=$(date +%s)
+		mt0=$(cut -d. -f1 /proc/uptime)
 		echo "$level" >/proc/sys/kernel/perf_event_paranoid
 		/kh/bin/kh-stress --hotplug "$slot" >/tmp/khs.out 2>&1 &
 		local p_khs=$!
@@ -113,6 +116,10 @@ stress_long() {
 		fi=$?
 		[ $fi -eq 0 ] || { fi_fail=$((fi_fail + 1)); tail -20 /tmp/fi.out; }
 		[ -n "$ops" ] || { ops=0; unexp=1; tail -20 /tmp/khs.out; }
+		# The guest's wall clock against its uptime over the round: a jump of one
+		# against the other makes timeouts fire early or late.
+		echo "KH-STRESS-CLOCK round $round: realtime +$(($(date +%s) - rt0)) s," \
+			"uptime +$(($(cut -d. -f1 /proc/uptime) - mt0)) s"
 		echo "KH-STRESS-ROUND $round paranoid=$level secs=$slot" \
 			"kh-stress=$ops unexpected=$unexp trinity-root=$tr_r trinity-user=$tr_u" \
 			"stress-ng=$ng fault_inject=$([ $fi -eq 0 ] && echo pass || echo FAIL)"
