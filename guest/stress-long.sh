@@ -49,6 +49,13 @@ ng_watch() {
 	echo w >/proc/sysrq-trigger
 }
 
+# load_failed WHAT: counts a failed load of the current round into stress_long's
+# `failed` and names it for the host (KH-STRESS-FAILED lines).
+load_failed() {
+	failed=$((failed + 1))
+	echo "KH-STRESS-FAILED round $round: $*"
+}
+
 stress_long() {
 	local minutes=${KH_STRESS_MINUTES:-30} end round=0 slot left level
 	local levels=(-1 0 1 2) sum_ops=0 sum_unexp=0 sum_trinity=0 sum_ng=0 fi_fail=0 failed=0
@@ -83,8 +90,7 @@ stress_long() {
 		wait $p_khs
 		rc=$?
 		if [ $rc -ne 0 ]; then
-			failed=$((failed + 1))
-			echo "KH-STRESS-FAILED round $round: kh-stress exited $rc"
+			load_failed "kh-stress exited $rc"
 			tail -20 /tmp/khs.out
 		fi
 		wait $p_trr
@@ -95,23 +101,25 @@ stress_long() {
 		kill $p_ngw 2>/dev/null
 		wait $p_ngw 2>/dev/null
 		cat /tmp/ng.watch
+		if [ $rc -eq 124 ]; then
+			load_failed "perf stat -- stress-ng timed out after $((slot + 120)) s (exit 124)"
+		elif [ $rc -ne 0 ]; then
+			load_failed "perf stat -- stress-ng exited $rc"
+		fi
 		if [ $rc -ne 0 ]; then
-			failed=$((failed + 1))
-			echo "KH-STRESS-FAILED round $round: perf stat -- stress-ng exited $rc" \
-				"(124: timeout after $((slot + 120)) s)"
 			tail -15 /tmp/ng.out
-			cat /tmp/ng.stat 2>/dev/null | tail -12
+			tail -12 /tmp/ng.stat 2>/dev/null
 		fi
 		local ops unexp tr_r tr_u ng fi
 		ops=$(awk '/^KH-STRESS-TOTAL/ { print $2 }' /tmp/khs.out)
 		unexp=$(awk '/^KH-STRESS-TOTAL/ { print $4 }' /tmp/khs.out)
 		tr_r=$(awk '/^ran/ { print $2 }' /tmp/tr-root.res)
 		tr_u=$(awk '/^ran/ { print $2 }' /tmp/tr-user.res)
-		[ "${tr_r:-0}" -gt 0 ] || { failed=$((failed + 1)); echo "KH-STRESS-FAILED round $round: trinity as root ran no syscall"; }
-		[ "${tr_u:-0}" -gt 0 ] || { failed=$((failed + 1)); echo "KH-STRESS-FAILED round $round: trinity as nobody ran no syscall"; }
+		[ "${tr_r:-0}" -gt 0 ] || load_failed "trinity as root ran no syscall"
+		[ "${tr_u:-0}" -gt 0 ] || load_failed "trinity as nobody ran no syscall"
 		ng=$(awk '/stress-ng: metrc: \[[0-9]+\] +(fork|vfork) / { s += $5 } END { print s + 0 }' \
 			/tmp/ng.out)
-		[ "$ng" -gt 0 ] || { failed=$((failed + 1)); echo "KH-STRESS-FAILED round $round: stress-ng reported no fork or vfork op"; tail -15 /tmp/ng.out; }
+		[ "$ng" -gt 0 ] || { load_failed "stress-ng reported no fork or vfork op"; tail -15 /tmp/ng.out; }
 		timeout 600 /kh/selftests/perf_events/fault_inject >/tmp/fi.out 2>&1
 		fi=$?
 		[ $fi -eq 0 ] || { fi_fail=$((fi_fail + 1)); tail -20 /tmp/fi.out; }

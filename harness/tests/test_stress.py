@@ -20,11 +20,11 @@ class Evaluate(unittest.TestCase):
 
     def test_a_failed_load_is_named(self):
         c = stress.evaluate("", results(
-            "KH-STRESS-FAILED round 2: perf stat -- stress-ng exited 124 (124: timeout after "
-            "223 s)\nKH-STRESS-SUM rounds=2 ops=100 unexpected=0 trinity=9 stress-ng=5 "
+            "KH-STRESS-FAILED round 2: perf stat -- stress-ng timed out after 223 s (exit 124)"
+            "\nKH-STRESS-SUM rounds=2 ops=100 unexpected=0 trinity=9 stress-ng=5 "
             "fault_inject_failures=0 failed=1", 1), False)
         self.assertEqual(len(c.problems), 1, c.problems)
-        self.assertIn("a load failed or did nothing (round 2: perf stat -- stress-ng exited 124",
+        self.assertIn("a load failed or did nothing (round 2: perf stat -- stress-ng timed out",
                       c.problems[0])
 
 
