@@ -79,10 +79,19 @@ stress_long() {
 		local p_tru=$!
 		# stress-ng winds down slowly under KASAN: stop it a little early, and give the
 		# wrapper room. (Its exec stressor refuses to run as root; exec is kh-stress's.)
-		timeout -k 20 $((slot + 120)) perf stat -o /tmp/ng.stat \
-			-e task-clock,context-switches,cpu-migrations,page-faults -- \
-			stress-ng --perf --fork 2 --vfork 1 --timeout "$((slot * 9 / 10))s" \
-			--metrics-brief >/tmp/ng.out 2>&1 &
+		rm -f /tmp/ng.rc
+		# The wrapper's exit status and how long it ran (by the uptime), so that its
+		# 124 says whether its own limit fired or an SIGALRM came from elsewhere.
+		(
+			t0=$(cut -d. -f1 /proc/uptime)
+			timeout -k 20 $((slot + 120)) perf stat -o /tmp/ng.stat \
+				-e task-clock,context-switches,cpu-migrations,page-faults -- \
+				stress-ng --perf --fork 2 --vfork 1 --timeout "$((slot * 9 / 10))s" \
+				--metrics-brief >/tmp/ng.out 2>&1
+			rc=$?
+			echo "$rc $(($(cut -d. -f1 /proc/uptime) - t0))" >/tmp/ng.rc
+			exit $rc
+		) &
 		local p_ng=$!
 		ng_watch $((slot + 100)) >/tmp/ng.watch 2>&1 &
 		local p_ngw=$!
@@ -101,12 +110,18 @@ stress_long() {
 		kill $p_ngw 2>/dev/null
 		wait $p_ngw 2>/dev/null
 		cat /tmp/ng.watch
-		if [ $rc -eq 124 ]; then
-			load_failed "perf stat -- stress-ng timed out after $((slot + 120)) s (exit 124)"
+		local ng_secs
+		ng_secs=$(cut -d' ' -f2 /tmp/ng.rc 2>/dev/null)
+		if [ $rc -eq 124 ] && [ "${ng_secs:-0}" -ge $((slot + 120)) ]; then
+			load_failed "perf stat -- stress-ng timed out after $ng_secs s (exit 124)"
+		elif [ $rc -eq 124 ]; then
+			load_failed "perf stat -- stress-ng exited 124 after $ng_secs s, before" \
+				"its $((slot + 120)) s limit: its timeout got an SIGALRM from elsewhere"
 		elif [ $rc -ne 0 ]; then
-			load_failed "perf stat -- stress-ng exited $rc"
+			load_failed "perf stat -- stress-ng exited $rc after ${ng_secs:-?} s"
 		fi
 		if [ $rc -ne 0 ]; then
+			head -4 /tmp/ng.out
 			tail -15 /tmp/ng.out
 			tail -12 /tmp/ng.stat 2>/dev/null
 		fi
