@@ -19,7 +19,7 @@
  *   context-switch event on this task; then run on CPU 1 and require the
  *   event to read and count there. The window is a few instructions wide
  *   without a delay in perf_event_init_cpu(): the test reports how many
- *   opens fell inside the perf:online callback. It needs every software
+ *   opens started while CPU 1 was in perf:online. It needs every software
  *   event's hlist reference gone (no other perf user), which the kselftest
  *   run gives; another live software event would hide the bug, not fake it.
  *
@@ -163,15 +163,16 @@ TEST(first_swevent_while_cpu_comes_online)
 		uint64_t count = 0;
 		pthread_t thread;
 		ssize_t n;
-		int fd, i;
+		int fd, i, now;
 
 		ASSERT_EQ(0, run_on(0));
 		ASSERT_EQ(0, set_online(TEST_CPU, 0));
 		ASSERT_EQ(0, pthread_create(&thread, NULL, onliner_fn, &o));
-		while (!atomic_load(&o.done) && cpu_state(TEST_CPU) < state)
-			;
+		do
+			now = cpu_state(TEST_CPU);
+		while (!atomic_load(&o.done) && now < state);
 		fd = perf_open(&attr, 0, -1, -1);
-		if (cpu_state(TEST_CPU) == state)
+		if (now == state)
 			inside++;
 		ASSERT_EQ(0, pthread_join(thread, NULL));
 		ASSERT_EQ(0, o.err) TH_LOG("onlining CPU %d: %s", TEST_CPU, strerror(-o.err));
@@ -189,7 +190,8 @@ TEST(first_swevent_while_cpu_comes_online)
 			TH_LOG("cycle %d: no context switch counted on CPU %d", cycle, TEST_CPU);
 	}
 	ASSERT_EQ(0, run_on(0));
-	TH_LOG("%d cycles, %d opens inside the perf:online callback", CYCLES, inside);
+	TH_LOG("%d cycles, %d opens started while CPU %d was in perf:online", CYCLES, inside,
+	       TEST_CPU);
 }
 
 TEST_HARNESS_MAIN
