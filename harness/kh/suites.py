@@ -34,6 +34,8 @@ def build_workload(dest: Path, arch: str = "x86_64") -> None:
          GUEST / "src" / "kh-stress.c"], capture=True)
     run([cc, "-O2", "-Wall", "-static", "-o", dest / "kh-loop", GUEST / "src" / "kh-loop.c"],
         capture=True)
+    run([cc, "-O2", "-Wall", "-static", "-o", dest / "kh-timeout",
+         GUEST / "src" / "kh-timeout.c"], capture=True)
 
 
 def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str]:
