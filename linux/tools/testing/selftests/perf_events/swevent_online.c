@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
+#include "cpu_online.h"
 
 #define CYCLES		20
 #define TEST_CPU	1
@@ -47,22 +48,6 @@
 static long perf_open(struct perf_event_attr *attr, pid_t pid, int cpu, int group)
 {
 	return syscall(__NR_perf_event_open, attr, pid, cpu, group, PERF_FLAG_FD_CLOEXEC);
-}
-
-/* The first number in @path, or -1. */
-static int read_int(const char *path)
-{
-	char buf[32] = "";
-	int fd, n;
-
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0 || buf[0] < '0' || buf[0] > '9')
-		return -1;
-	return atoi(buf);
 }
 
 /* The number of hotplug state perf:online ("NNN: perf:online"), or -1. */
@@ -92,27 +77,7 @@ static int cpu_state(int cpu)
 	char path[64];
 
 	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/hotplug/state", cpu);
-	return read_int(path);
-}
-
-/* Writes @on to @cpu's online file: 0 or -errno; EBUSY/EAGAIN are retried. */
-static int set_online(int cpu, int on)
-{
-	char path[64];
-	int fd, i, err = 0;
-
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	for (i = 0; i < 10; i++) {
-		err = write(fd, on ? "1" : "0", 1) == 1 ? 0 : -errno;
-		if (err != -EBUSY && err != -EAGAIN)
-			break;
-		usleep(10000);
-	}
-	close(fd);
-	return err;
+	return sysfs_int(path);
 }
 
 static int run_on(int cpu)
@@ -148,13 +113,14 @@ TEST(first_swevent_while_cpu_comes_online)
 		.pinned = 1,
 	};
 	int state, cycle, inside = 0;
-	char path[64];
+	int online_fd;
 
 	if (sysconf(_SC_NPROCESSORS_CONF) <= TEST_CPU)
 		SKIP(return, "one CPU: no CPU to bring online");
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", TEST_CPU);
-	if (access(path, W_OK))
+	online_fd = cpu_online_fd(TEST_CPU);
+	if (online_fd < 0)
 		SKIP(return, "CPU %d cannot go offline (no CPU hotplug)", TEST_CPU);
+	close(online_fd);
 	state = perf_online_state();
 	ASSERT_GT(state, 0) TH_LOG("no perf:online in /sys/devices/system/cpu/hotplug/states");
 
@@ -184,7 +150,7 @@ TEST(first_swevent_while_cpu_comes_online)
 		n = read(fd, &count, sizeof(count));
 		close(fd);
 		ASSERT_EQ((ssize_t)sizeof(count), n)
-			TH_LOG("cycle %d: read() gave %zd bytes: the event is in error state on CPU %d",
+			TH_LOG("cycle %d: read() gave %zd bytes: event in error state on CPU %d",
 			       cycle, n, TEST_CPU);
 		ASSERT_LT((uint64_t)0, count)
 			TH_LOG("cycle %d: no context switch counted on CPU %d", cycle, TEST_CPU);

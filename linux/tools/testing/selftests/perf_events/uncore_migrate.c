@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
+#include "cpu_online.h"
 #include "pmu_type.h"
 
 #define HOTPLUG_CYCLES	20
@@ -70,43 +71,7 @@ static void init_attr(struct perf_event_attr *attr, int type, int group_read)
 /* test_uncore's CPU from its sysfs cpumask ("N"), -1 if unreadable. */
 static int uncore_cpu(void)
 {
-	char buf[32] = "";
-	int fd, n;
-
-	fd = open("/sys/bus/event_source/devices/test_uncore/cpumask", O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0 || buf[0] < '0' || buf[0] > '9')
-		return -1;
-	return atoi(buf);
-}
-
-static int cpu_online_fd(int cpu)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
-	return open(path, O_WRONLY);
-}
-
-/* Writes @on to @cpu's online file: 0 or -errno; EBUSY/EAGAIN are retried. */
-static int set_online(int cpu, int on)
-{
-	int fd, i, err = 0;
-
-	fd = cpu_online_fd(cpu);
-	if (fd < 0)
-		return -errno;
-	for (i = 0; i < 10; i++) {
-		err = write(fd, on ? "1" : "0", 1) == 1 ? 0 : -errno;
-		if (err != -EBUSY && err != -EAGAIN)
-			break;
-		usleep(10000);
-	}
-	close(fd);
-	return err;
+	return sysfs_int("/sys/bus/event_source/devices/test_uncore/cpumask");
 }
 
 /* Why the hotplug tests cannot run here, or NULL if they can. */
