@@ -95,14 +95,21 @@ def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch=
 
 
 # Cases that give either result on the C core run REPEAT_N times on each core; the Rust core
-# fails such a case when its pass count k is improbably low for C's pass rate: when
-# P[Binomial(REPEAT_N, C's passes / REPEAT_N) <= k] < REPEAT_ALPHA.
+# fails such a case when its pass count is improbably low next to C's, both being samples:
+# Fisher's exact test, one-sided (P[X <= Rust's passes], X hypergeometric: REPEAT_N draws
+# from the 2 * REPEAT_N runs of both cores, of which the passes of both) < REPEAT_ALPHA.
+# Taking C's count for its exact rate would make a C sample of 10 of 10 demand 10 of 10
+# of a case that C itself fails in other runs.
 REPEAT_N = 10
 REPEAT_ALPHA = 0.01
 
 
-def binom_cdf(k: int, n: int, p: float) -> float:
-    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k + 1))
+def fisher_lower(passes: int, runs: int, c_passes: int, c_runs: int) -> float:
+    """P[X <= passes], X the passes among `runs` runs drawn from all runs of both cores
+    (runs + c_runs, with passes + c_passes passes): Fisher's exact test, one-sided."""
+    total, good = runs + c_runs, passes + c_passes
+    return sum(math.comb(good, i) * math.comb(total - good, runs - i)
+               for i in range(passes + 1)) / math.comb(total, runs)
 
 
 def repeat_counts(sections: dict) -> dict[str, tuple[int, int]]:
@@ -126,10 +133,10 @@ def repeat_verdict(passes: int, runs: int, c_passes: int, c_runs: int) -> str | 
     (see REPEAT_ALPHA), else why not."""
     if runs != c_runs:
         return f"ran {runs} times, the C baseline {c_runs}"
-    p = binom_cdf(passes, runs, c_passes / c_runs)
+    p = fisher_lower(passes, runs, c_passes, c_runs)
     if p < REPEAT_ALPHA:
-        return (f"passed {passes} of {runs}, the C core {c_passes} of {c_runs}: "
-                f"P[Bin({runs}, {c_passes / c_runs:.2f}) <= {passes}] = {p:.4f} < {REPEAT_ALPHA}")
+        return (f"passed {passes} of {runs}, the C core {c_passes} of {c_runs}: Fisher's exact "
+                f"test, one-sided, p = {p:.4f} < {REPEAT_ALPHA}")
     return None
 
 

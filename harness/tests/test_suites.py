@@ -413,11 +413,20 @@ class Repeat(unittest.TestCase):
 
     def test_verdict_bound(self):
         self.assertIsNone(suites.repeat_verdict(10, 10, 10, 10))
-        self.assertIn("passed 9 of 10, the C core 10 of 10", suites.repeat_verdict(9, 10, 10, 10))
         self.assertIsNone(suites.repeat_verdict(0, 10, 0, 10))
-        # C 4/10: 0 passes has P = 0.6^10 = 0.006 < 0.01, 1 pass 0.046.
-        self.assertIsNotNone(suites.repeat_verdict(0, 10, 4, 10))
-        self.assertIsNone(suites.repeat_verdict(1, 10, 4, 10))
+        # C 10/10 is a sample, not a rate: 9 of 10 is no evidence (p = 0.5), 4 of 10 is
+        # (p = 2 * C(14, 4) / C(20, 10) = 0.0054), 5 of 10 not (p = 0.0163).
+        self.assertAlmostEqual(suites.fisher_lower(9, 10, 10, 10), 0.5)
+        self.assertIsNone(suites.repeat_verdict(9, 10, 10, 10))
+        self.assertIn("passed 4 of 10, the C core 10 of 10: Fisher's exact test",
+                      suites.repeat_verdict(4, 10, 10, 10))
+        self.assertIsNone(suites.repeat_verdict(5, 10, 10, 10))
+        # C 6/10: 0 passes has p = C(14, 10) / C(20, 10) = 0.0054, 1 pass 0.029.
+        self.assertAlmostEqual(suites.fisher_lower(0, 10, 6, 10), 1001 / 184756)
+        self.assertIsNotNone(suites.repeat_verdict(0, 10, 6, 10))
+        self.assertIsNone(suites.repeat_verdict(1, 10, 6, 10))
+        # Ten runs each cannot tell 0 from C's 4 at 1 % (p = 0.043).
+        self.assertIsNone(suites.repeat_verdict(0, 10, 4, 10))
         self.assertIn("ran 5 times", suites.repeat_verdict(5, 5, 4, 10))
 
     def test_compare(self):
@@ -429,8 +438,8 @@ class Repeat(unittest.TestCase):
         self.assertEqual(rep.failed, [])
         self.assertEqual(rep.passed, [key + " (x10)"])
         rep = suites.compare_with_baseline(main, base, "k", suites.repeat_counts(
-            self.sections([True] * 2 + [False] * 8)))
-        self.assertIn("passed 2 of 10, the C core 8 of 10", rep.failed[0][1])
+            self.sections([True] * 1 + [False] * 9)))
+        self.assertIn("passed 1 of 10, the C core 8 of 10", rep.failed[0][1])
         rep = suites.compare_with_baseline(main, base, "k", {})
         self.assertEqual(rep.failed[0][1], "was not repeated")
 
