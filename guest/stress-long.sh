@@ -33,20 +33,26 @@ trinity_as() {
 }
 
 # ng_watch SECS: if perf stat or stress-ng still runs after SECS (shortly before
-# the wrapper's timeout), show what they wait for: every process's state and
-# wchan, the kernel stacks of perf's and stress-ng's, and the blocked tasks of
-# the whole system (sysrq w, on the console).
+# the wrapper's limit), show what they wait for. The kernel's view first (sysrq w:
+# the blocked tasks' stacks on the console; l: every CPU's), since reading another
+# process's /proc files can block on its locks (cmdline on its mmap_lock, stack on
+# its exec_update_lock): on 2026-12-01 the ps of this watch never returned. Then each
+# one's state and wchan (lock-free), its stack and ps, each bounded.
 ng_watch() {
 	sleep "$1"
 	local pids p
 	pids=$(pgrep -f 'stress-ng|perf stat') || return 0
 	echo "KH-STRESS-NG-STUCK after $1 s: $(echo $pids | wc -w) perf/stress-ng processes"
-	ps -eo pid,ppid,stat,wchan:28,time,comm | head -80
-	for p in $pids; do
-		echo "--- $p $(cat /proc/$p/comm 2>/dev/null): $(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -c1-60)"
-		head -14 /proc/$p/stack 2>/dev/null
-	done | head -150
 	echo w >/proc/sysrq-trigger
+	echo l >/proc/sysrq-trigger
+	for p in $pids; do
+		echo "--- $p $(cat /proc/$p/comm 2>/dev/null):" \
+			"state $(cut -d' ' -f3 /proc/$p/stat 2>/dev/null)," \
+			"wchan $(cat /proc/$p/wchan 2>/dev/null)"
+		timeout 5 head -14 /proc/$p/stack 2>/dev/null || echo "(its stack: no answer in 5 s)"
+	done | head -150
+	timeout 10 ps -eo pid,ppid,stat,wchan:28,time,comm | head -80 ||
+		echo "(ps: no answer in 10 s)"
 }
 
 # load_failed WHAT: counts a failed load of the current round into stress_long's
