@@ -40,19 +40,23 @@ trinity_as() {
 # one's state and wchan (lock-free), its stack and ps, each bounded.
 ng_watch() {
 	sleep "$1"
-	local pids p
+	local pids p n=0
 	pids=$(pgrep -f 'stress-ng|perf stat') || return 0
+	: >/tmp/ng.watching
 	echo "KH-STRESS-NG-STUCK after $1 s: $(echo $pids | wc -w) perf/stress-ng processes"
 	echo w >/proc/sysrq-trigger
 	echo l >/proc/sysrq-trigger
 	for p in $pids; do
+		n=$((n + 1))
+		[ $n -le 10 ] || break
 		echo "--- $p $(cat /proc/$p/comm 2>/dev/null):" \
 			"state $(cut -d' ' -f3 /proc/$p/stat 2>/dev/null)," \
 			"wchan $(cat /proc/$p/wchan 2>/dev/null)"
-		timeout 5 head -14 /proc/$p/stack 2>/dev/null || echo "(its stack: no answer in 5 s)"
-	done | head -150
-	timeout 10 ps -eo pid,ppid,stat,wchan:28,time,comm | head -80 ||
+		timeout 5 cat /proc/$p/stack 2>/dev/null || echo "(its stack: no answer in 5 s)"
+	done
+	timeout 10 ps -eo pid,ppid,stat,wchan:28,time,comm >/tmp/ng.ps 2>&1 ||
 		echo "(ps: no answer in 10 s)"
+	head -60 /tmp/ng.ps
 }
 
 # load_failed WHAT: counts a failed load of the current round into stress_long's
@@ -85,7 +89,7 @@ stress_long() {
 		local p_tru=$!
 		# stress-ng winds down slowly under KASAN: stop it a little early, and give the
 		# wrapper room. (Its exec stressor refuses to run as root; exec is kh-stress's.)
-		rm -f /tmp/ng.rc
+		rm -f /tmp/ng.rc /tmp/ng.watching
 		# The wrapper's exit status and how long it ran (by the uptime). kh-timeout, not
 		# timeout(1): that one takes any SIGALRM for its own limit; kh-timeout reports
 		# signals from elsewhere (kh-timeout: lines in ng.out) and keeps waiting.
@@ -100,6 +104,19 @@ stress_long() {
 			exit $rc
 		) &
 		local p_ng=$!
+		# When each line of stress-ng's output appeared, to 5 s (stress-ng counts its
+		# run from the dispatch of its stressors, not from its start).
+		(
+			t0=$(cut -d. -f1 /proc/uptime)
+			last=0
+			while sleep 5; do
+				n=$(wc -l </tmp/ng.out 2>/dev/null) || n=0
+				[ "$n" = "$last" ] || echo "+$(($(cut -d. -f1 /proc/uptime) - t0)) s:" \
+					"line $n: $(sed -n "${n}p" /tmp/ng.out | cut -c1-80)"
+				last=$n
+			done
+		) >/tmp/ng.times 2>&1 &
+		local p_ngt=$!
 		ng_watch $((slot + 100)) >/tmp/ng.watch 2>&1 &
 		local p_ngw=$!
 		local rc
@@ -114,8 +131,12 @@ stress_long() {
 		cat /tmp/tr-root.res /tmp/tr-user.res | grep -v '^ran' | head -30
 		wait $p_ng
 		rc=$?
-		kill $p_ngw 2>/dev/null
+		# A watch that has started dumping is waited for (its reads are bounded);
+		# one still asleep is stopped.
+		[ -e /tmp/ng.watching ] || kill $p_ngw 2>/dev/null
 		wait $p_ngw 2>/dev/null
+		kill $p_ngt 2>/dev/null
+		wait $p_ngt 2>/dev/null
 		cat /tmp/ng.watch
 		local ng_secs
 		ng_secs=$(cut -d' ' -f2 /tmp/ng.rc 2>/dev/null)
@@ -127,7 +148,7 @@ stress_long() {
 		# Signals that reached the wrapper from elsewhere (not acted on): say so.
 		grep '^kh-timeout: signal' /tmp/ng.out | sed "s/^/KH-STRESS-SIGNAL round $round: /"
 		if [ $rc -ne 0 ]; then
-			head -4 /tmp/ng.out
+			head -12 /tmp/ng.times
 			tail -15 /tmp/ng.out
 			tail -12 /tmp/ng.stat 2>/dev/null
 		fi
