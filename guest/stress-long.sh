@@ -36,8 +36,9 @@ trinity_as() {
 # the wrapper's limit), show what they wait for. The kernel's view first (sysrq w:
 # the blocked tasks' stacks on the console; l: every CPU's), since reading another
 # process's /proc files can block on its locks (cmdline on its mmap_lock, stack on
-# its exec_update_lock): on 2026-12-01 the ps of this watch never returned. Then each
-# one's state and wchan (lock-free), its stack and ps, each bounded.
+# its exec_update_lock; on 2026-12-01 a watch's output was lost when the round stopped
+# it mid-way). Then each one's state and wchan (lock-free), its stack and ps, each
+# bounded.
 ng_watch() {
 	sleep "$1"
 	local pids p n=0
@@ -90,28 +91,27 @@ stress_long() {
 		# stress-ng winds down slowly under KASAN: stop it a little early, and give the
 		# wrapper room. (Its exec stressor refuses to run as root; exec is kh-stress's.)
 		rm -f /tmp/ng.rc /tmp/ng.watching
-		# The wrapper's exit status and how long it ran (by the uptime). kh-timeout, not
+		# The wrapper's exit status and when it ended, in seconds since the round began
+		# (mt0, by the uptime; it starts right after kh-stress and trinity). kh-timeout, not
 		# timeout(1): that one takes any SIGALRM for its own limit; kh-timeout reports
 		# signals from elsewhere (kh-timeout: lines in ng.out) and keeps waiting.
 		(
-			t0=$(cut -d. -f1 /proc/uptime)
 			/kh/bin/kh-timeout $((slot + 120)) 20 perf stat -o /tmp/ng.stat \
 				-e task-clock,context-switches,cpu-migrations,page-faults -- \
 				stress-ng --perf --fork 2 --vfork 1 --timeout "$((slot * 9 / 10))s" \
 				--metrics-brief >/tmp/ng.out 2>&1
 			rc=$?
-			echo "$rc $(($(cut -d. -f1 /proc/uptime) - t0))" >/tmp/ng.rc
+			echo "$rc $(($(cut -d. -f1 /proc/uptime) - mt0))" >/tmp/ng.rc
 			exit $rc
 		) &
 		local p_ng=$!
-		# When each line of stress-ng's output appeared, to 5 s (stress-ng counts its
-		# run from the dispatch of its stressors, not from its start).
+		# When each line of stress-ng's output appeared, to 5 s, from mt0 (stress-ng
+		# counts its run from the dispatch of its stressors, not from its start).
 		(
-			t0=$(cut -d. -f1 /proc/uptime)
 			last=0
 			while sleep 5; do
 				n=$(wc -l </tmp/ng.out 2>/dev/null) || n=0
-				[ "$n" = "$last" ] || echo "+$(($(cut -d. -f1 /proc/uptime) - t0)) s:" \
+				[ "$n" = "$last" ] || echo "+$(($(cut -d. -f1 /proc/uptime) - mt0)) s:" \
 					"line $n: $(sed -n "${n}p" /tmp/ng.out | cut -c1-80)"
 				last=$n
 			done
@@ -141,9 +141,9 @@ stress_long() {
 		local ng_secs
 		ng_secs=$(cut -d' ' -f2 /tmp/ng.rc 2>/dev/null)
 		if [ $rc -eq 124 ] && [ "${ng_secs:-0}" -ge $((slot + 120)) ]; then
-			load_failed "perf stat -- stress-ng timed out after $ng_secs s (exit 124)"
+			load_failed "perf stat -- stress-ng timed out (exit 124), $ng_secs s into the round"
 		elif [ $rc -ne 0 ]; then
-			load_failed "perf stat -- stress-ng exited $rc after ${ng_secs:-?} s"
+			load_failed "perf stat -- stress-ng exited $rc, ${ng_secs:-?} s into the round"
 		fi
 		# Signals that reached the wrapper from elsewhere (not acted on): say so.
 		grep '^kh-timeout: signal' /tmp/ng.out | sed "s/^/KH-STRESS-SIGNAL round $round: /"
