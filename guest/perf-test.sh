@@ -2,7 +2,8 @@
 # perf_test_why OUTPUT: each test that FAILED, or skipped without saying why, in OUTPUT runs
 # again with -v; its lines that say what failed or why it skips are printed as
 # "KH-PERF-TEST-WHY N: ..." (the host takes them as the signature, compared with the C
-# core's).
+# core's), each followed by the line after it as "KH-PERF-TEST-THEN N: ..." (not part of
+# the signature: the host checks it against the preconditions of harness/kh/parsers.py).
 perf_test_why() {
 	local n pin why
 	for n in $(sed -n -e 's/^ *\([0-9][0-9]*\): .* : FAILED!$/\1/p' \
@@ -12,10 +13,16 @@ perf_test_why() {
 		# A failure's lines that say what failed; a skip's that say why it skips.
 		why='\[Skip|[Ss]kip(ped|ping)?[ :]'
 		grep -q -E "^ *$n: .* : FAILED!$" "$1" && why='\[Fail|[Ff]ailed[ !:]|FAILED'
-		$pin timeout 600 perf test -v "$n" 2>&1 | grep -E "$why" |
-			grep -v -E ": (FAILED!|Skip)$|(Failed|Skipped|Passed) tests *:|List of [a-z]+ tests" |
-			head -n 3 |
-			sed "s/^/KH-PERF-TEST-WHY $n: /"
+		# Up to 3 such lines, each with the next non-empty line after it (a shell test
+		# prints the failed command's own output there: the host reads it as evidence).
+		$pin timeout 600 perf test -v "$n" 2>&1 | KH_WHY="$why" awk -v n="$n" '
+			BEGIN { why = ENVIRON["KH_WHY"] }
+			want && NF { print "KH-PERF-TEST-THEN " n ": " $0; want = 0 }
+			$0 ~ why && $0 !~ /: (FAILED!|Skip)$|(Failed|Skipped|Passed) tests *:|List of [a-z]+ tests/ {
+				if (++k > 3) exit
+				print "KH-PERF-TEST-WHY " n ": " $0
+				want = 1
+			}'
 	done
 }
 

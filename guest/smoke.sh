@@ -11,6 +11,21 @@ smoke_stat() {
 	perf stat -e task-clock,context-switches,cpu-migrations,page-faults -- \
 		$W 200 $KH_SMOKE_SLICES migrate
 }
+# perf stat -p: events attached to a task that is already running (the context created for
+# another task, not at fork or exec). Counted for 2 s after perf has opened them, so that
+# the result does not depend on how long perf takes to start (perf test's 'stat -p test'
+# does: harness/kh/parsers.py, PERF_TEST_PRECONDITIONS).
+smoke_stat_pid() {
+	local pid rc
+	$W 120000 2400 &
+	pid=$!
+	echo "KH-SMOKE-PID $pid"
+	perf stat -e task-clock,context-switches -p "$pid" --timeout 2000
+	rc=$?
+	kill "$pid"
+	wait "$pid" 2>/dev/null
+	return $rc
+}
 smoke_group() {
 	perf stat -e '{task-clock,context-switches,page-faults}' -- $W 100 10
 }
@@ -84,6 +99,7 @@ smoke_hw() {
 }
 
 section smoke.stat smoke_stat
+section smoke.stat_pid smoke_stat_pid
 section smoke.group smoke_group
 section smoke.record smoke_record
 if [ -n "${KH_HW_PMU:-}" ]; then

@@ -222,6 +222,10 @@ def write_baseline(path: Path, cases: list[parsers.Case], header: str,
     lines.append("# <case>\t<result>\t<reason>\t<signature: why it failed or skipped, "
                  "normalised; for 'passes': passes/runs>")
     for c in cases:
+        # A subtest whose precondition the machine did not meet (parsers.Precondition)
+        # says nothing about the C core.
+        if c.result == "unmet":
+            continue
         reason = reasons.get(c.key) or c.detail or ""
         if repeats and c.key in repeats:
             k, n = repeats[c.key]
@@ -242,11 +246,15 @@ def compare_with_baseline(cases: list[parsers.Case], base: dict[str, Expected],
     """Each case must give the baseline's result. Baseline passes count as passed, known
     environment failures/skips (same result for the same reason: the same signature) as
     skipped; any difference, a case missing from either side included, is a failure. A
-    'passes' case (either result on C) is judged by its repeated runs (repeat_verdict())."""
+    'passes' case (either result on C) is judged by its repeated runs (repeat_verdict());
+    an 'unmet' one (parsers.PERF_TEST_PRECONDITIONS) is skipped with its evidence."""
     rep = Report()
     seen = set()
     for c in cases:
         seen.add(c.key)
+        if c.result == "unmet":
+            rep.skip(c.key, f"not compared, its precondition did not hold: {c.detail}")
+            continue
         if c.key in base and base[c.key].result == "passes":
             continue
         if c.key not in base:
@@ -387,6 +395,20 @@ def eval_smoke(sections: dict, hw: bool = False) -> Report:
                      f"expected >= {want} (one per change of CPU), got {got} (rc={s.rc})")
         else:
             rep.ok("smoke/stat cpu-migrations")
+    s = check_section(sections, "smoke.stat_pid", rep)
+    if s:
+        # 2 s of a task that spins 45 ms of every 50: task-clock well above 200 ms, and a
+        # context switch at every sleep; the counts of that process, nothing else.
+        st = parsers.parse_perf_stat(s.text)
+        m = re.search(r"^KH-SMOKE-PID (\d+)$", s.text, re.M)
+        tc, cs = st.get("task-clock"), st.get("context-switches")
+        of_pid = bool(m) and f"Performance counter stats for process id '{m.group(1)}'" in s.text
+        if s.rc == 0 and of_pid and tc is not None and tc >= 200 and cs is not None and cs >= 1:
+            rep.ok("smoke/stat -p")
+        else:
+            rep.fail("smoke/stat -p", f"task-clock {tc} (want >= 200 ms), context-switches "
+                     f"{cs} (want >= 1), counts of the pid {'found' if of_pid else 'missing'} "
+                     f"(rc={s.rc})")
     s = check_section(sections, "smoke.group", rep)
     if s:
         st = parsers.parse_perf_stat(s.text)

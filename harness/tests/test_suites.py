@@ -2,7 +2,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from kh import build, suites, upstream
+from kh import build, parsers, suites, upstream
 from kh.common import KhError
 from kh.parsers import Case, Section
 
@@ -58,6 +58,18 @@ class Baseline(unittest.TestCase):
         self.assertEqual(rep.summary(), "1 passed, 1 failed, 1 skipped")
 
 
+# guest/smoke.sh's smoke_stat_pid, as the Rust core's run of 2026-12-01 printed it.
+STAT_PID = """KH-SMOKE-PID 808
+
+ Performance counter stats for process id '808':
+
+           1818.41 msec task-clock
+                38      context-switches
+
+       2.006426706 seconds time elapsed
+"""
+
+
 class Smoke(unittest.TestCase):
     def sec(self, name, text, rc=0):
         return Section(name, rc, text.split("\n"))
@@ -65,11 +77,22 @@ class Smoke(unittest.TestCase):
     def test_good_run(self):
         from tests.test_parsers import REPORT, STAT
         secs = {"smoke.stat": self.sec("smoke.stat", "KH-SMOKE-SLICES 2\n" + STAT),
+                "smoke.stat_pid": self.sec("smoke.stat_pid", STAT_PID),
                 "smoke.group": self.sec("smoke.group", STAT),
                 "smoke.record": self.sec("smoke.record", REPORT)}
         rep = suites.eval_smoke(secs)
         self.assertEqual(rep.failed, [])
-        self.assertEqual(len(rep.passed), 7)
+        self.assertEqual(len(rep.passed), 8)
+
+    def test_stat_pid_of_another_pid_or_too_little_fails(self):
+        for text, why in ((STAT_PID.replace("KH-SMOKE-PID 808", "KH-SMOKE-PID 809"),
+                           "counts of the pid missing"),
+                          (STAT_PID.replace("1818.41", "12.5"), "task-clock 12.5 (want >= 200"),
+                          (STAT_PID.replace("  38  ", "   0  "), "context-switches 0.0 (want")):
+            secs = {"smoke.stat_pid": self.sec("smoke.stat_pid", text)}
+            self.assertIn(why, dict(suites.eval_smoke(secs).failed)["smoke/stat -p"])
+        secs = {"smoke.stat_pid": self.sec("smoke.stat_pid", STAT_PID, rc=129)}
+        self.assertIn("(rc=129)", dict(suites.eval_smoke(secs).failed)["smoke/stat -p"])
 
     def test_kh_spin_only_in_the_callchain_part_fails(self):
         from tests.test_parsers import REPORT, STAT
@@ -450,3 +473,49 @@ class Repeat(unittest.TestCase):
                                   {"r/t": (3, 10)})
             self.assertEqual(suites.load_baseline(p)["r/t"],
                              suites.Expected("passes", "why", "3/10"))
+
+
+class PerfTestPreconditions(unittest.TestCase):
+    """perf stat tests' 'stat -p test' (`sleep 1 &; perf stat -p $!`) as CI met it on
+    2026-12-01: perf started after the sleep had ended (parsers.PERF_TEST_PRECONDITIONS)."""
+    BASE = {"perf-test/125 perf stat tests": suites.Expected(
+        "fail", "hide zero: no HW PMU",
+        "Hide zero events stat test [Failed - metric-only command failed]")}
+    RUN = ("125: perf stat tests                                 : FAILED!\n"
+           "KH-PERF-TEST-WHY 125: stat -p test [Failed - command failed]\n"
+           "KH-PERF-TEST-THEN 125: {then}\n"
+           "KH-PERF-TEST-WHY 125: Hide zero events stat test [Failed - metric-only command failed]\n"
+           "KH-PERF-TEST-THEN 125: Error:\n")
+
+    def compare(self, then):
+        cases = parsers.parse_perf_test(self.RUN.format(then=then))
+        return cases, suites.compare_with_baseline(cases, self.BASE, "perf test")
+
+    def test_unmet_precondition_is_a_skip_of_its_own(self):
+        cases, rep = self.compare("Problems finding threads of monitor")
+        self.assertEqual(rep.failed, [])
+        skipped = dict(rep.skipped)
+        self.assertIn("on the C core too", skipped["perf-test/125 perf stat tests"])
+        why = skipped["perf-test/125 perf stat tests: stat -p test [Failed - command failed]"]
+        self.assertIn("precondition did not hold", why)
+        self.assertIn("'Problems finding threads of monitor'", why)
+        # Never part of a baseline.
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "b.tsv"
+            suites.write_baseline(p, cases, "h", {})
+            self.assertEqual(list(suites.load_baseline(p)), ["perf-test/125 perf stat tests"])
+
+    def test_same_failure_with_other_evidence_fails(self):
+        _, rep = self.compare("Error: failed to open counters: Invalid argument")
+        (name, why), = rep.failed
+        self.assertEqual(name, "perf-test/125 perf stat tests")
+        self.assertIn("for another reason: here 'stat -p test [Failed - command failed] | "
+                      "Hide zero events", why)
+        self.assertEqual(len(rep.skipped), 0)
+
+    def test_no_evidence_line_fails(self):
+        cases = parsers.parse_perf_test(
+            "125: perf stat tests : FAILED!\n"
+            "KH-PERF-TEST-WHY 125: stat -p test [Failed - command failed]\n")
+        rep = suites.compare_with_baseline(cases, self.BASE, "perf test")
+        self.assertEqual([k for k, _ in rep.failed], ["perf-test/125 perf stat tests"])
