@@ -60,6 +60,17 @@ ng_watch() {
 	head -60 /tmp/ng.ps
 }
 
+# ng_where WHEN: each perf and stress-ng process: state, wchan, user and system CPU time
+# (clock ticks), the CPU it last ran on; the kmemleak scanner's too, which competes for the
+# two CPUs when it runs. Lock-free reads only (see ng_watch).
+ng_where() {
+	local p
+	for p in $(pgrep -x 'perf|stress-ng|kmemleak'); do
+		echo "$1: $p $(cat /proc/$p/comm 2>/dev/null): state utime stime cpu" \
+			"$(cut -d' ' -f3,14,15,39 /proc/$p/stat 2>/dev/null), wchan $(cat /proc/$p/wchan 2>/dev/null)"
+	done
+}
+
 # load_failed WHAT: counts a failed load of the current round into stress_long's
 # `failed` and names it for the host (KH-STRESS-FAILED lines).
 load_failed() {
@@ -106,14 +117,16 @@ stress_long() {
 		) &
 		local p_ng=$!
 		# When each line of stress-ng's output appeared, to 5 s, from mt0 (stress-ng
-		# counts its run from the dispatch of its stressors, not from its start).
+		# counts its run from the dispatch of its stressors, not from its start). Until
+		# its first line, every 30 s: where perf and stress-ng are (ng_where).
 		(
 			last=0
 			while sleep 5; do
+				t=$(($(cut -d. -f1 /proc/uptime) - mt0))
 				n=$(wc -l </tmp/ng.out 2>/dev/null) || n=0
-				[ "$n" = "$last" ] || echo "+$(($(cut -d. -f1 /proc/uptime) - mt0)) s:" \
-					"line $n: $(sed -n "${n}p" /tmp/ng.out | cut -c1-80)"
+				[ "$n" = "$last" ] || echo "+$t s: line $n: $(sed -n "${n}p" /tmp/ng.out | cut -c1-80)"
 				last=$n
+				[ "$n" -gt 0 ] || [ $((t % 30)) -ge 5 ] || ng_where "+$t s"
 			done
 		) >/tmp/ng.times 2>&1 &
 		local p_ngt=$!
@@ -148,7 +161,7 @@ stress_long() {
 		# Signals that reached the wrapper from elsewhere (not acted on): say so.
 		grep '^kh-timeout: signal' /tmp/ng.out | sed "s/^/KH-STRESS-SIGNAL round $round: /"
 		if [ $rc -ne 0 ]; then
-			head -12 /tmp/ng.times
+			head -40 /tmp/ng.times
 			tail -15 /tmp/ng.out
 			tail -12 /tmp/ng.stat 2>/dev/null
 		fi
