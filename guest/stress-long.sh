@@ -83,6 +83,18 @@ stress_long() {
 	local levels=(-1 0 1 2) sum_ops=0 sum_unexp=0 sum_trinity=0 sum_ng=0 fi_fail=0 failed=0
 	end=$((SECONDS + minutes * 60))
 	echo "stress: ${minutes} min, $(nproc) CPUs"
+	# The hang detectors (configs/kasan.config): soft lockups after 2 * watchdog_thresh s
+	# of a CPU in the kernel without a schedule; 30 (60 s, as RCU's stall timeout) rather
+	# than the default 10, since a KASAN kernel under TCG is some 50 times slower. The host
+	# fails the run if one of them is off.
+	echo 30 >/proc/sys/kernel/watchdog_thresh
+	echo "KH-STRESS-DETECTORS" \
+		"hung_task_timeout_secs=$(cat /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null || echo 0)" \
+		"watchdog_thresh=$(cat /proc/sys/kernel/watchdog_thresh 2>/dev/null || echo 0)" \
+		"soft_watchdog=$(cat /proc/sys/kernel/soft_watchdog 2>/dev/null || echo 0)" \
+		"rcu_cpu_stall_timeout=$(cat /sys/module/rcupdate/parameters/rcu_cpu_stall_timeout 2>/dev/null || echo 0)"
+	local ut0
+	ut0=$(cut -d. -f1 /proc/uptime)
 	while :; do
 		left=$((end - SECONDS))
 		[ $left -ge 30 ] || break
@@ -194,7 +206,8 @@ stress_long() {
 	done
 	echo 2 >/proc/sys/kernel/perf_event_paranoid
 	echo "KH-STRESS-SUM rounds=$round ops=$sum_ops unexpected=$sum_unexp" \
-		"trinity=$sum_trinity stress-ng=$sum_ng fault_inject_failures=$fi_fail failed=$failed"
+		"trinity=$sum_trinity stress-ng=$sum_ng fault_inject_failures=$fi_fail failed=$failed" \
+		"secs=$(($(cut -d. -f1 /proc/uptime) - ut0))"
 	[ $sum_unexp -eq 0 ] && [ $fi_fail -eq 0 ] && [ $failed -eq 0 ] && [ $round -gt 0 ]
 }
 section stress-long stress_long

@@ -19,7 +19,15 @@ from . import build, guest, parsers, rootfs, suites
 from .common import cache_dir, log
 
 ARCH = "x86_64"
-HANG_RE = re.compile(r"INFO: task .* blocked for more than")
+# The hang detectors' reports (the rest of parsers.find_splats() are splats): the hung-task
+# detector, the soft-lockup detector, RCU's stall detector.
+HANG_RE = re.compile(r"INFO: task .* blocked for more than|BUG: soft lockup - CPU|"
+                     r"rcu: INFO: \S+ (?:self-)?detected (?:expedited )?stalls? on CPU")
+# guest/stress-long.sh's line of the detectors' settings: each must be on, else "0 hangs"
+# could not be anything else.
+DETECTORS_RE = re.compile(r"^KH-STRESS-DETECTORS hung_task_timeout_secs=(\d+) "
+                          r"watchdog_thresh=(\d+) soft_watchdog=(\d+) "
+                          r"rcu_cpu_stall_timeout=(\d+)$", re.M)
 
 
 @dataclass
@@ -27,19 +35,25 @@ class Counts:
     minutes: float
     ops: int
     splats: int
-    leaks: int
+    leaks: int | None       # None: no kmemleak scan ran
     hangs: int
     problems: list[str]
+    detectors: bool = True  # the hang detectors were all on
 
     def headline(self) -> str:
+        leaks = "no leak scan" if self.leaks is None else f"{self.leaks} leaks"
+        hangs = f"{self.hangs} hangs" if self.detectors else "no hang detectors"
         return (f"stress: {self.minutes:.0f} min, {self.ops} ops, {self.splats} splats, "
-                f"{self.leaks} leaks, {self.hangs} hangs")
+                f"{leaks}, {hangs}")
 
 
-def evaluate(console: str, results: str, timed_out: bool) -> Counts:
-    """The counts of one run (see the module doc); problems names each non-zero one."""
+def evaluate(console: str, results: str, timed_out: bool,
+             need_detectors: bool = True) -> Counts:
+    """The counts of one run (see the module doc); problems names each non-zero one, and
+    with need_detectors (the stress kernel) a hang detector that was off."""
     sections, done = parsers.parse_sections(results)
     problems = []
+    detectors = False
     reports = parsers.find_splats(console)
     hangs = sum(1 for r in reports if HANG_RE.search(r))
     splats = len(reports) - hangs
@@ -54,8 +68,18 @@ def evaluate(console: str, results: str, timed_out: bool) -> Counts:
         m = re.search(r"^KH-STRESS-SUM rounds=(\d+) ops=(\d+) unexpected=(\d+)", s.text, re.M)
         if m:
             ops = int(m.group(2))
-        mm = re.search(r"^stress: (\d+) min", s.text, re.M)
-        minutes = float(mm.group(1)) if mm else 0.0
+        # The minutes the rounds took by the guest's uptime, not the ones asked for.
+        mm = re.search(r"^KH-STRESS-SUM .* secs=(\d+)\b", s.text, re.M)
+        minutes = int(mm.group(1)) / 60 if mm else 0.0
+        d = DETECTORS_RE.search(s.text)
+        off = ([name for name, v in zip(("hung_task_timeout_secs", "watchdog_thresh",
+                                         "soft_watchdog", "rcu_cpu_stall_timeout"),
+                                        d.groups()) if int(v) == 0] if d else ["all"])
+        detectors = not off
+        if off and need_detectors:
+            problems.append(f"hang detectors off ({', '.join(off)}"
+                            + (" unknown: no KH-STRESS-DETECTORS line" if not d else " = 0")
+                            + "): 0 hangs would mean nothing")
         if s.rc != 0 or not m:
             which = re.findall(r"^KH-STRESS-FAILED (.*)$", s.text, re.M)
             problems.append("a load failed or did nothing ("
@@ -65,12 +89,11 @@ def evaluate(console: str, results: str, timed_out: bool) -> Counts:
     leaks, detail = suites.kmemleak_leaks(sections.get("kmemleak"))
     if leaks is None:
         problems.append(detail)
-        leaks = 0
     elif leaks:
         problems.append(f"{leaks} unreferenced objects; first:\n{detail}")
     if done is None and not timed_out:
         problems.append("the guest did not finish its script")
-    return Counts(minutes, ops, splats, leaks, hangs, problems)
+    return Counts(minutes, ops, splats, leaks, hangs, problems, detectors)
 
 
 def run(tree: Path, minutes: int, core: str, kind: str = "stress") -> int:
@@ -90,7 +113,8 @@ def run(tree: Path, minutes: int, core: str, kind: str = "stress") -> int:
     # (acpi=noirq, which KASAN boots need, is on every x86_64 boot: guest.CONSOLE.)
     res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out,
                      timeout=minutes * 60 + 1800, smp=smp, mem="4G")
-    c = evaluate(res.console, res.results, res.timed_out)
+    # The debug kernel (KIND=debug) has no hang detectors: its headline says so.
+    c = evaluate(res.console, res.results, res.timed_out, need_detectors=kind == "stress")
     if res.hang:
         c.problems.append(res.hang)
     for line in res.results.splitlines():

@@ -5,24 +5,60 @@ from kh import stress
 KMEMLEAK = "KH-BEGIN kmemleak\nKH-KMEMLEAK 0 unreferenced objects\nKH-END kmemleak rc=0\n"
 
 
-def results(body: str, rc: int) -> str:
-    return (f"KH-BEGIN stress-long\nstress: 10 min, 2 CPUs\n{body}\nKH-END stress-long rc={rc}\n"
-            + KMEMLEAK + "KH-DONE rc=0\n")
+DETECTORS = ("KH-STRESS-DETECTORS hung_task_timeout_secs=240 watchdog_thresh=30 "
+             "soft_watchdog=1 rcu_cpu_stall_timeout=60")
+SUM = ("KH-STRESS-SUM rounds=2 ops=100 unexpected=0 trinity=9 stress-ng=5 "
+       "fault_inject_failures=0 failed=0 secs=571")
+
+
+def results(body: str, rc: int, detectors: str = DETECTORS, kmemleak: str = KMEMLEAK) -> str:
+    return (f"KH-BEGIN stress-long\nstress: 10 min, 2 CPUs\n{detectors}\n{body}\n"
+            f"KH-END stress-long rc={rc}\n" + kmemleak + "KH-DONE rc=0\n")
 
 
 class Evaluate(unittest.TestCase):
     def test_clean_run(self):
-        c = stress.evaluate("", results(
-            "KH-STRESS-SUM rounds=2 ops=100 unexpected=0 trinity=9 stress-ng=5 "
-            "fault_inject_failures=0 failed=0", 0), False)
+        c = stress.evaluate("", results(SUM, 0), False)
         self.assertEqual(c.problems, [], c.problems)
+        # 571 s by the guest's uptime: its minutes, not the 10 asked for.
         self.assertEqual(c.headline(), "stress: 10 min, 100 ops, 0 splats, 0 leaks, 0 hangs")
+        c = stress.evaluate("", results(SUM.replace("secs=571", "secs=290"), 0), False)
+        self.assertEqual(c.headline(), "stress: 5 min, 100 ops, 0 splats, 0 leaks, 0 hangs")
+
+    def test_each_detector_report_is_a_hang(self):
+        console = ("[ 1.0] INFO: task kworker/0:1:42 blocked for more than 241 seconds.\n"
+                   + "x\n" * 40 +
+                   "[ 2.0] watchdog: BUG: soft lockup - CPU#1 stuck for 63s! [kh-stress:99]\n"
+                   + "x\n" * 40 +
+                   "[ 3.0] rcu: INFO: rcu_preempt self-detected stall on CPU\n"
+                   + "x\n" * 40 +
+                   "[ 4.0] WARNING: kernel/events/core.c:11172 at perf_swevent_add\n")
+        c = stress.evaluate(console, results(SUM, 0), False)
+        self.assertEqual((c.hangs, c.splats), (3, 1))
+        self.assertIn("4 console reports", c.problems[0])
+
+    def test_a_detector_off_fails_the_run(self):
+        for det, why in ((DETECTORS.replace("soft_watchdog=1", "soft_watchdog=0"),
+                          "hang detectors off (soft_watchdog = 0)"),
+                         ("", "hang detectors off (all unknown: no KH-STRESS-DETECTORS")):
+            c = stress.evaluate("", results(SUM, 0, detectors=det), False)
+            self.assertEqual(len(c.problems), 1, c.problems)
+            self.assertIn(why, c.problems[0])
+            self.assertIn("no hang detectors", c.headline())
+        # The debug kernel (KIND=debug) has none: said in the headline, not a problem.
+        c = stress.evaluate("", results(SUM, 0, detectors=""), False, need_detectors=False)
+        self.assertEqual(c.problems, [])
+        self.assertIn("0 leaks, no hang detectors", c.headline())
+
+    def test_no_leak_scan_is_not_0_leaks(self):
+        c = stress.evaluate("", results(SUM, 0, kmemleak=""), False)
+        self.assertIn("no leak scan", c.headline())
+        self.assertEqual(len(c.problems), 1, c.problems)
 
     def test_a_failed_load_is_named(self):
         c = stress.evaluate("", results(
             "KH-STRESS-FAILED round 2: perf stat -- stress-ng timed out after 223 s (exit 124)"
-            "\nKH-STRESS-SUM rounds=2 ops=100 unexpected=0 trinity=9 stress-ng=5 "
-            "fault_inject_failures=0 failed=1", 1), False)
+            "\n" + SUM.replace("failed=0", "failed=1"), 1), False)
         self.assertEqual(len(c.problems), 1, c.problems)
         self.assertIn("a load failed or did nothing (round 2: perf stat -- stress-ng timed out",
                       c.problems[0])

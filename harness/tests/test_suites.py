@@ -340,9 +340,11 @@ class Kmemleak(unittest.TestCase):
 class StressCounts(unittest.TestCase):
     RESULTS = "\n".join([
         "KH-BEGIN stress-long", "stress: 30 min, 4 CPUs",
+        "KH-STRESS-DETECTORS hung_task_timeout_secs=240 watchdog_thresh=30 soft_watchdog=1 "
+        "rcu_cpu_stall_timeout=60",
         "KH-STRESS-ROUND 1 paranoid=0 secs=300 kh-stress=1000 unexpected=0",
         "KH-STRESS-SUM rounds=6 ops=123456 unexpected=0 trinity=1000 stress-ng=50 "
-        "fault_inject_failures=0 failed=0",
+        "fault_inject_failures=0 failed=0 secs=1801",
         "KH-END stress-long rc=0",
         "KH-BEGIN kmemleak", "KH-KMEMLEAK 0 unreferenced objects", "KH-END kmemleak rc=0",
         "KH-DONE rc=0"])
