@@ -5,7 +5,7 @@ TIMEOUT ?= 3600
 FULL_FLAG := $(if $(FULL),--full,)
 PROFILE ?= debug-rust
 
-.PHONY: run test bench stress soak tree refresh build rootfs baseline patches unit toolchain hostcheck clean help
+.PHONY: run test bench stress stress-selfcheck soak tree refresh build rootfs baseline patches unit toolchain hostcheck clean help
 
 help:
 	@sed -n 's/^## //p' README.md | head -40
@@ -26,6 +26,9 @@ bench:		## Rust core vs C core as ratios (QUICK=1: 3 rounds instead of 10)
 
 stress:		## MINUTES (30) of parallel load under KASAN/lockdep/kmemleak; CORE=rust|c
 	$(KH) stress --minutes $(or $(MINUTES),30) --core $(or $(CORE),rust) $(if $(KIND),--kind $(KIND),)
+
+stress-selfcheck:	## each detector make stress counts, fired once on the stress kernel (LKDTM); CORE=rust|c
+	$(KH) stress-selfcheck --core $(or $(CORE),rust)
 
 soak:		## N (20) runs of the same guest (ARCH=arm64, PROFILE, PARTS, LOAD=host hogs): hangs, failures
 	$(KH) soak --profile $(PROFILE) --arch $(or $(ARCH),arm64) --n $(or $(N),20) $(if $(PARTS),--parts $(PARTS),) --load $(or $(LOAD),0)

@@ -349,6 +349,9 @@ def main(argv=None) -> int:
     st.add_argument("--core", choices=["rust", "c"], default="rust")
     st.add_argument("--kind", choices=["stress", "debug"], default="stress",
                     help="kernel profile kind: stress (KASAN) or debug (quicker to build)")
+    sc = sub.add_parser("stress-selfcheck",
+                        help="fire each detector make stress counts once (LKDTM)")
+    sc.add_argument("--core", choices=["rust", "c"], default="rust")
     sk = sub.add_parser("soak", help="the same guest run N times (hangs, failures)")
     sk.add_argument("--profile", default="debug-rust")
     sk.add_argument("--arch", default="arm64", choices=build.ARCHES)
@@ -406,6 +409,10 @@ def main(argv=None) -> int:
             toolchain.install()
             guest.qemu_available()
             return stressmod.run(treemod.materialise(), args.minutes, args.core, args.kind)
+        elif args.cmd == "stress-selfcheck":
+            toolchain.install()
+            guest.qemu_available()
+            return stressmod.selfcheck(treemod.materialise(), args.core)
         elif args.cmd == "unit":
             rep = host_unit_tests()
             print_report(rep, "host unit tests")

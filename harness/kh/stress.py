@@ -125,3 +125,60 @@ def run(tree: Path, minutes: int, core: str, kind: str = "stress") -> int:
     log(f"stress run of {profile} took {time.monotonic() - t0:.0f}s; logs in {out}")
     print(c.headline())
     return 0 if not c.problems else 1
+
+
+# make stress-selfcheck: each detector the headline counts, fired once through LKDTM
+# (guest/stress-selfcheck.sh), per boot: (trigger, the report it must give, the count that
+# must hold it: "splats" or "hangs"). A report found but counted elsewhere fails as surely
+# as one not found.
+SELFCHECK = {
+    "splats": [("WARNING", r"WARNING: .*lkdtm|WARNING: .* at lkdtm_WARNING", "splats"),
+               ("READ_AFTER_FREE", r"BUG: KASAN: \S+ in lkdtm_READ_AFTER_FREE", "splats"),
+               ("REFCOUNT_INC_OVERFLOW", r"refcount_t: saturated", "splats"),
+               ("HUNG_TASK", r"INFO: task \S+ blocked for more than \d+ seconds", "hangs")],
+    "lockup": [("SOFTLOCKUP", r"BUG: soft lockup - CPU#1 stuck for", "hangs"),
+               ("SOFTLOCKUP", r"rcu: INFO: \S+ (?:self-)?detected (?:expedited )?stalls? on "
+                "CPU", "hangs")],
+}
+
+
+def selfcheck_verdicts(boot: str, console: str) -> list[tuple[str, bool, str]]:
+    """(what, ok, why) per expected report of SELFCHECK[boot] in a console log: found among
+    parsers.find_splats()'s reports, and counted by evaluate()'s rule as it should be."""
+    reports = parsers.find_splats(console)
+    out = []
+    for trigger, pattern, count in SELFCHECK[boot]:
+        what = f"{trigger} -> {count}: /{pattern}/"
+        hit = next((r for r in reports if re.search(pattern, r.split("\n", 1)[0])), None)
+        if hit is None:
+            out.append((what, False, "no such report on the console"))
+            continue
+        counted = "hangs" if HANG_RE.search(hit) else "splats"
+        first = hit.split("\n", 1)[0].strip()
+        out.append((what, counted == count,
+                    f"{first!r}, counted in {counted}" if counted == count else
+                    f"{first!r} was counted in {counted}"))
+    return out
+
+
+def selfcheck(tree: Path, core: str) -> int:
+    """Boots the stress kernel once per SELFCHECK entry and checks each report."""
+    profile = f"stress-{core}"
+    build.build(tree, ARCH, profile)
+    img = rootfs.ensure_image()
+    failed = total = 0
+    for boot in SELFCHECK:
+        payload = suites.make_payload(f"selfcheck-{boot}-{core}", ["stress-selfcheck"],
+                                      tree=tree, arch=ARCH, profile=profile,
+                                      env={"KH_SELFCHECK": boot})
+        out = cache_dir() / "results" / f"selfcheck-{boot}-{core}"
+        res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out,
+                         timeout=1200, smp=2, mem="4G")
+        c = evaluate(res.console, res.results, res.timed_out, need_detectors=False)
+        print(f"selfcheck {boot}: {c.splats} splats, {c.hangs} hangs (logs in {out})")
+        for what, ok, why in selfcheck_verdicts(boot, res.console):
+            total += 1
+            failed += not ok
+            print(f"  {'ok  ' if ok else 'FAIL'} {what}: {why}")
+    print(f"selfcheck: {total - failed} of {total} detector reports reached their count")
+    return 1 if failed else 0

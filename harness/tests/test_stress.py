@@ -1,3 +1,4 @@
+import re
 import unittest
 
 from kh import stress
@@ -62,6 +63,44 @@ class Evaluate(unittest.TestCase):
         self.assertEqual(len(c.problems), 1, c.problems)
         self.assertIn("a load failed or did nothing (round 2: perf stat -- stress-ng timed out",
                       c.problems[0])
+
+
+class Selfcheck(unittest.TestCase):
+    SPLATS = ("[ 50.1] lkdtm: Performing direct entry WARNING\n"
+              "[ 50.2] WARNING: drivers/misc/lkdtm/bugs.c:123 at lkdtm_WARNING+0x1a/0x30\n"
+              + "x\n" * 40 +
+              "[ 51.0] BUG: KASAN: slab-use-after-free in lkdtm_READ_AFTER_FREE+0x1/0x2\n"
+              + "x\n" * 40 +
+              "[ 52.0] refcount_t: saturated; leaking memory.\n"
+              + "x\n" * 40 +
+              "[ 90.0] INFO: task bash:201 blocked for more than 20 seconds.\n")
+
+    def test_every_report_found_and_counted(self):
+        got = stress.selfcheck_verdicts("splats", self.SPLATS)
+        self.assertEqual([ok for _, ok, _ in got], [True] * 4, got)
+        lock = ("[ 20.0] watchdog: BUG: soft lockup - CPU#1 stuck for 11s! [sh:300]\n"
+                + "x\n" * 40 + "[ 40.0] rcu: INFO: rcu_preempt self-detected stall on CPU\n")
+        got = stress.selfcheck_verdicts("lockup", lock)
+        self.assertEqual([ok for _, ok, _ in got], [True] * 2, got)
+
+    def test_missing_report_fails(self):
+        got = stress.selfcheck_verdicts("splats", self.SPLATS.replace("refcount_t:", "rc:"))
+        (what, ok, why), = [g for g in got if not g[1]]
+        self.assertIn("REFCOUNT_INC_OVERFLOW", what)
+        self.assertEqual(why, "no such report on the console")
+
+    def test_report_counted_elsewhere_fails(self):
+        # With the soft-lockup detector's report missing from HANG_RE (the rule before
+        # 2026-12-01: hung tasks only), it would be a splat.
+        saved = stress.HANG_RE
+        try:
+            stress.HANG_RE = re.compile(r"INFO: task .* blocked for more than")
+            got = stress.selfcheck_verdicts(
+                "lockup", "[ 20.0] watchdog: BUG: soft lockup - CPU#1 stuck for 11s!\n")
+        finally:
+            stress.HANG_RE = saved
+        self.assertFalse(got[0][1])
+        self.assertIn("was counted in splats", got[0][2])
 
 
 if __name__ == "__main__":
