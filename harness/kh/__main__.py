@@ -347,8 +347,9 @@ def main(argv=None) -> int:
     st = sub.add_parser("stress", help="long parallel load under KASAN, lockdep, kmemleak")
     st.add_argument("--minutes", type=int, default=30)
     st.add_argument("--core", choices=["rust", "c"], default="rust")
-    st.add_argument("--kind", choices=["stress", "debug"], default="stress",
-                    help="kernel profile kind: stress (KASAN) or debug (quicker to build)")
+    st.add_argument("--kind", choices=["stress", "kcsan", "debug"], default="stress",
+                    help="kernel profile kind: stress (KASAN), kcsan (KCSAN, compared "
+                    "with the other core's kcsan run) or debug (quicker to build)")
     sc = sub.add_parser("stress-selfcheck",
                         help="fire each detector make stress counts once (LKDTM)")
     sc.add_argument("--core", choices=["rust", "c"], default="rust")

@@ -15,7 +15,8 @@ CONFIGS = REPO / "configs"
 
 # A profile is <kind>-<core>: kind selects debug or bench options, core the perf core.
 KINDS = {"debug": ["debug.config"], "bench": ["bench.config"],
-         "stress": ["debug.config", "kasan.config"]}
+         "stress": ["debug.config", "kasan.config", "detectors.config"],
+         "kcsan": ["debug.config", "kcsan.config", "detectors.config"]}
 CORES = {"rust": ["rust-core.config"], "c": ["c-core.config"]}
 # The architectures the harness builds and boots (x86_64 natively, arm64 cross-built).
 ARCHES = ("x86_64", "arm64")

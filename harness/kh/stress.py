@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import build, guest, parsers, rootfs, suites
-from .common import cache_dir, log
+from .common import REPO, cache_dir, log, run as runcmd, versions
 
 ARCH = "x86_64"
 # The hang detectors' reports (the rest of parsers.find_splats() are splats): the hung-task
@@ -39,22 +39,73 @@ class Counts:
     hangs: int
     problems: list[str]
     detectors: bool = True  # the hang detectors were all on
+    kcsan: list[tuple[str, ...]] | None = None  # KIND=kcsan: its reports (kcsan_reports())
 
     def headline(self) -> str:
         leaks = "no leak scan" if self.leaks is None else f"{self.leaks} leaks"
         hangs = f"{self.hangs} hangs" if self.detectors else "no hang detectors"
+        races = "" if self.kcsan is None else f", {len(self.kcsan)} KCSAN data races"
         return (f"stress: {self.minutes:.0f} min, {self.ops} ops, {self.splats} splats, "
-                f"{leaks}, {hangs}")
+                f"{leaks}, {hangs}{races}")
+
+
+# KCSAN's report title: 'BUG: KCSAN: data-race in f / g' (two instrumented accesses) or
+# 'BUG: KCSAN: data-race in f' (a value change seen by f, the other side unknown).
+KCSAN_RE = re.compile(r"BUG: KCSAN: (?:data-race|assert: race) in (\S+)(?: / (\S+))?")
+
+
+def kcsan_reports(console: str) -> list[tuple[str, ...]]:
+    """The distinct KCSAN reports of a console: each a sorted tuple of its functions."""
+    seen: set[tuple[str, ...]] = set()
+    for m in KCSAN_RE.finditer(parsers.strip_ansi(console)):
+        names = [re.sub(r"\+0x[0-9a-f]+/0x[0-9a-f]+$", "", g) for g in m.groups() if g]
+        seen.add(tuple(sorted(names)))
+    return sorted(seen)
+
+
+def our_functions(build_dir: Path) -> set[str]:
+    """The functions of the Rust core (every text symbol of perf_rust_core.o, mangled or
+    #[export]ed) and of our C changes (the functions the series' C hunks are in, by their
+    hunk headers, and those our new C files define)."""
+    names: set[str] = set()
+    obj = build_dir / "kernel/events/rust_core/perf_rust_core.o"
+    if obj.exists():
+        nm = f"llvm-nm{versions()['toolchain']['llvm']}"   # (toolchain.HOST_COMMANDS_LLVM)
+        out = runcmd([nm, "--defined-only", str(obj)], capture=True, quiet=True).stdout
+        names |= {ln.split()[2] for ln in out.splitlines()
+                  if len(ln.split()) == 3 and ln.split()[1] in "Tt"}
+    ident = r"([A-Za-z_]\w*)\s*\("
+    for patch in sorted((REPO / "patches").glob("*.patch")):
+        cfile = False
+        for ln in patch.read_text(errors="replace").splitlines():
+            if ln.startswith("+++ "):
+                cfile = ln.endswith(".c") and "/tools/" not in ln
+            elif cfile and ln.startswith("@@"):
+                m = re.search(r"@@ [^@]+ @@ .*?" + ident, ln)
+                if m:
+                    names.add(m.group(1))
+    for c in (REPO / "linux").rglob("*.c"):
+        if "tools" in c.parts:
+            continue
+        names |= set(re.findall(r"^[A-Za-z_][\w \t\*]*?\b" + ident + r"[^;]*$",
+                                c.read_text(errors="replace"), re.M))
+    # Statements and macros that the C patterns above also match.
+    return {n for n in names if n not in ("if", "for", "while", "switch", "return", "sizeof")
+            and not n.startswith(("for_each", "list_for_each", "SYSCALL_DEFINE"))}
 
 
 def evaluate(console: str, results: str, timed_out: bool,
-             need_detectors: bool = True) -> Counts:
+             need_detectors: bool = True, kcsan: bool = False) -> Counts:
     """The counts of one run (see the module doc); problems names each non-zero one, and
-    with need_detectors (the stress kernel) a hang detector that was off."""
+    with need_detectors (the stress kernel) a hang detector that was off. With kcsan
+    (KIND=kcsan) KCSAN's reports are not splats: they are listed (Counts.kcsan) and judged
+    by kcsan_verdict()."""
     sections, done = parsers.parse_sections(results)
     problems = []
     detectors = False
     reports = parsers.find_splats(console)
+    if kcsan:
+        reports = [r for r in reports if not KCSAN_RE.search(r.split("\n", 1)[0])]
     hangs = sum(1 for r in reports if HANG_RE.search(r))
     splats = len(reports) - hangs
     if reports:
@@ -93,17 +144,43 @@ def evaluate(console: str, results: str, timed_out: bool,
         problems.append(f"{leaks} unreferenced objects; first:\n{detail}")
     if done is None and not timed_out:
         problems.append("the guest did not finish its script")
-    return Counts(minutes, ops, splats, leaks, hangs, problems, detectors)
+    return Counts(minutes, ops, splats, leaks, hangs, problems, detectors,
+                  kcsan_reports(console) if kcsan else None)
+
+
+def kcsan_verdict(races: list[tuple[str, ...]], ours: set[str],
+                  control: list[tuple[str, ...]] | None, core: str) -> list[str]:
+    """The problems of a KCSAN run: a report naming one of our functions (the Rust core's,
+    or C we changed) on the Rust core; on either core, with the other core's reports at
+    hand (control), what the Rust core adds to the C core's. Without the control: a
+    problem too, since the comparison is the point."""
+    problems = []
+    if core == "rust":
+        mine = [r for r in races if ours & set(r)]
+        if mine:
+            problems.append(f"{len(mine)} KCSAN reports name our code: "
+                            + "; ".join(" / ".join(r) for r in mine))
+    if control is None:
+        problems.append("no KCSAN run of the other core to compare with: run "
+                        f"make stress KIND=kcsan CORE={'c' if core == 'rust' else 'rust'}")
+    elif core == "rust":
+        new = [r for r in races if r not in control]
+        if new:
+            problems.append(f"{len(new)} KCSAN reports the C core did not give: "
+                            + "; ".join(" / ".join(r) for r in new))
+    return problems
 
 
 def run(tree: Path, minutes: int, core: str, kind: str = "stress") -> int:
     profile = f"{kind}-{core}"
     build.build(tree, ARCH, profile)
     img = rootfs.ensure_image()
-    payload = suites.make_payload(f"stress-{core}", ["stress-long", "kmemleak"], tree=tree,
+    # (The stress kind keeps its old names: stress-<core>, the others <kind>-<core>.)
+    name = f"stress-{core}" if kind == "stress" else f"{kind}-{core}"
+    payload = suites.make_payload(name, ["stress-long", "kmemleak"], tree=tree,
                                   arch=ARCH, profile=profile,
                                   env={"KH_STRESS_MINUTES": str(minutes)})
-    out = cache_dir() / "results" / f"stress-{core}"
+    out = cache_dir() / "results" / name
     # 4 vCPUs, but never more than the host has cores: under TCG, 4 vCPU threads on a
     # 2-core host stalled in early boot (seen here: no console output after 2.3 s of
     # guest time for 8 minutes), as spinning vCPUs wait for descheduled ones.
@@ -114,9 +191,21 @@ def run(tree: Path, minutes: int, core: str, kind: str = "stress") -> int:
     res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out,
                      timeout=minutes * 60 + 1800, smp=smp, mem="4G")
     # The debug kernel (KIND=debug) has no hang detectors: its headline says so.
-    c = evaluate(res.console, res.results, res.timed_out, need_detectors=kind == "stress")
+    c = evaluate(res.console, res.results, res.timed_out, need_detectors=kind != "debug",
+                 kcsan=kind == "kcsan")
     if res.hang:
         c.problems.append(res.hang)
+    if c.kcsan is not None:
+        # This run's reports, for the other core's run to compare with.
+        (out / "kcsan.tsv").write_text("".join("\t".join(r) + "\n" for r in c.kcsan))
+        other = cache_dir() / "results" / f"kcsan-{'c' if core == 'rust' else 'rust'}" / "kcsan.tsv"
+        control = ([tuple(ln.split("\t")) for ln in other.read_text().splitlines() if ln]
+                   if other.exists() else None)
+        for r in c.kcsan:
+            print(f"KCSAN: {' / '.join(r)}"
+                  + ("" if control is None else "" if r in control else "   (not on the other core)"))
+        c.problems += kcsan_verdict(c.kcsan, our_functions(build.build_dir(ARCH, profile)),
+                                    control, core)
     for line in res.results.splitlines():
         if line.startswith(("KH-STRESS-ROUND", "KH-STRESS-SUM", "stress:")):
             print(line)

@@ -103,5 +103,43 @@ class Selfcheck(unittest.TestCase):
         self.assertIn("was counted in splats", got[0][2])
 
 
+KCSAN_CONSOLE = (
+    "[ 60.0] ==================================================================\n"
+    "[ 60.0] BUG: KCSAN: data-race in perf_event_update_userpage / perf_mmap_fault\n"
+    + "x\n" * 40 +
+    "[ 61.0] BUG: KCSAN: data-race in perf_mmap_fault / perf_event_update_userpage\n"
+    + "x\n" * 40 +
+    "[ 62.0] BUG: KCSAN: data-race in _RNvNtCs1_14perf_rust_core3ctx7put_ctx+0x10/0x80\n"
+    + "x\n" * 40 +
+    "[ 63.0] WARNING: kernel/events/core.c:11172 at perf_swevent_add\n")
+
+
+class Kcsan(unittest.TestCase):
+    def test_reports_are_listed_not_splats(self):
+        c = stress.evaluate(KCSAN_CONSOLE, results(SUM, 0), False, kcsan=True)
+        self.assertEqual(c.splats, 1)       # the WARNING only
+        self.assertEqual(c.kcsan, [("_RNvNtCs1_14perf_rust_core3ctx7put_ctx",),
+                                   ("perf_event_update_userpage", "perf_mmap_fault")])
+        self.assertIn("2 KCSAN data races", c.headline())
+        # Another kind counts them as splats, as any BUG.
+        self.assertEqual(stress.evaluate(KCSAN_CONSOLE, results(SUM, 0), False).splats, 4)
+
+    def test_verdict(self):
+        races = stress.kcsan_reports(KCSAN_CONSOLE)
+        ours = {"_RNvNtCs1_14perf_rust_core3ctx7put_ctx", "find_get_context"}
+        control = [("perf_event_update_userpage", "perf_mmap_fault")]
+        got = stress.kcsan_verdict(races, ours, control, "rust")
+        self.assertEqual(len(got), 2, got)
+        self.assertIn("1 KCSAN reports name our code: _RNvNtCs1_14perf_rust_core3ctx7put_ctx",
+                      got[0])
+        self.assertIn("1 KCSAN reports the C core did not give", got[1])
+        # Upstream's race on both cores: nothing to say; no control: said.
+        self.assertEqual(stress.kcsan_verdict(control, ours, control, "rust"), [])
+        self.assertIn("make stress KIND=kcsan CORE=c",
+                      stress.kcsan_verdict(control, ours, None, "rust")[0])
+        # The C control is listed, not judged against our functions.
+        self.assertEqual(stress.kcsan_verdict(races, ours, control, "c"), [])
+
+
 if __name__ == "__main__":
     unittest.main()
