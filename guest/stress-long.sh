@@ -65,6 +65,7 @@ ng_watch() {
 # two CPUs when it runs. Lock-free reads only (see ng_watch).
 ng_where() {
 	local p
+	echo "$1: $(pgrep -c '^stress-ng') stress-ng processes"
 	for p in $(pgrep -x 'perf|stress-ng|kmemleak'); do
 		echo "$1: $p $(cat /proc/$p/comm 2>/dev/null): state utime stime cpu" \
 			"$(cut -d' ' -f3,14,15,39 /proc/$p/stat 2>/dev/null), wchan $(cat /proc/$p/wchan 2>/dev/null)"
@@ -121,24 +122,25 @@ stress_long() {
 		(
 			/kh/bin/kh-timeout $((slot + 120)) 20 perf stat -o /tmp/ng.stat \
 				-e task-clock,context-switches,cpu-migrations,page-faults -- \
-				stress-ng --perf --fork 2 --vfork 1 --timeout "$((slot * 9 / 10))s" \
-				--metrics-brief >/tmp/ng.out 2>&1
+				stdbuf -oL -eL stress-ng --perf --fork 2 --vfork 1 \
+				--timeout "$((slot * 9 / 10))s" --metrics-brief -v >/tmp/ng.out 2>&1
 			rc=$?
 			echo "$rc $(($(cut -d. -f1 /proc/uptime) - mt0))" >/tmp/ng.rc
 			exit $rc
 		) &
 		local p_ng=$!
 		# When each line of stress-ng's output appeared, to 5 s, from mt0 (stress-ng
-		# counts its run from the dispatch of its stressors, not from its start). Until
-		# its first line, every 30 s: where perf and stress-ng are (ng_where).
+		# counts its run from the dispatch of its stressors, not from its start; its
+		# output is line-buffered, stdbuf below: a file would get it in blocks, at exit),
+		# and every 30 s where perf and stress-ng are (ng_where).
 		(
-			last=0
+			last=0 next=0
 			while sleep 5; do
 				t=$(($(cut -d. -f1 /proc/uptime) - mt0))
 				n=$(wc -l </tmp/ng.out 2>/dev/null) || n=0
 				[ "$n" = "$last" ] || echo "+$t s: line $n: $(sed -n "${n}p" /tmp/ng.out | cut -c1-80)"
 				last=$n
-				[ "$n" -gt 0 ] || [ $((t % 30)) -ge 5 ] || ng_where "+$t s"
+				[ $t -lt $next ] || { ng_where "+$t s"; next=$((t + 30)); }
 			done
 		) >/tmp/ng.times 2>&1 &
 		local p_ngt=$!
@@ -173,7 +175,8 @@ stress_long() {
 		# Signals that reached the wrapper from elsewhere (not acted on): say so.
 		grep '^kh-timeout: signal' /tmp/ng.out | sed "s/^/KH-STRESS-SIGNAL round $round: /"
 		if [ $rc -ne 0 ]; then
-			head -40 /tmp/ng.times
+			head -60 /tmp/ng.times
+			grep -v 'metrc:\|[0-9] .* /sec' /tmp/ng.out | head -30
 			tail -15 /tmp/ng.out
 			tail -12 /tmp/ng.stat 2>/dev/null
 		fi
