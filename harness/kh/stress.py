@@ -102,7 +102,6 @@ def evaluate(console: str, results: str, timed_out: bool,
     by kcsan_verdict()."""
     sections, done = parsers.parse_sections(results)
     problems = []
-    detectors = False
     reports = parsers.find_splats(console)
     if kcsan:
         reports = [r for r in reports if not KCSAN_RE.search(r.split("\n", 1)[0])]
@@ -112,6 +111,16 @@ def evaluate(console: str, results: str, timed_out: bool,
         problems.append(f"{len(reports)} console reports; first:\n{reports[0]}")
     s = sections.get("stress-long")
     ops, minutes = 0, 0.0
+    # The detectors' line comes first: read it from a section that did not finish too.
+    d = DETECTORS_RE.search(s.text) if s is not None else None
+    off = ([name for name, v in zip(("hung_task_timeout_secs", "watchdog_thresh",
+                                     "soft_watchdog", "rcu_cpu_stall_timeout"),
+                                    d.groups()) if int(v) == 0] if d else ["all"])
+    detectors = not off
+    if off and need_detectors and s is not None:
+        problems.append(f"hang detectors off ({', '.join(off)}"
+                        + (" unknown: no KH-STRESS-DETECTORS line" if not d else " = 0")
+                        + "): 0 hangs would mean nothing")
     if s is None or s.rc is None:
         problems.append("the stress section did not finish"
                         + (" (guest timed out)" if timed_out else ""))
@@ -122,15 +131,6 @@ def evaluate(console: str, results: str, timed_out: bool,
         # The minutes the rounds took by the guest's uptime, not the ones asked for.
         mm = re.search(r"^KH-STRESS-SUM .* secs=(\d+)\b", s.text, re.M)
         minutes = int(mm.group(1)) / 60 if mm else 0.0
-        d = DETECTORS_RE.search(s.text)
-        off = ([name for name, v in zip(("hung_task_timeout_secs", "watchdog_thresh",
-                                         "soft_watchdog", "rcu_cpu_stall_timeout"),
-                                        d.groups()) if int(v) == 0] if d else ["all"])
-        detectors = not off
-        if off and need_detectors:
-            problems.append(f"hang detectors off ({', '.join(off)}"
-                            + (" unknown: no KH-STRESS-DETECTORS line" if not d else " = 0")
-                            + "): 0 hangs would mean nothing")
         if s.rc != 0 or not m:
             which = re.findall(r"^KH-STRESS-FAILED (.*)$", s.text, re.M)
             problems.append("a load failed or did nothing ("
