@@ -380,9 +380,12 @@ def main(argv=None) -> int:
         elif args.cmd == "refresh":
             treemod.refresh(args.rev)
         elif args.cmd == "build":
-            toolchain.install(bench=args.profile.startswith("bench"))
+            toolchain.install(bench=args.profile.startswith("bench"), arch=args.arch)
             build.build(treemod.materialise(), args.arch, args.profile)
         elif args.cmd == "rootfs":
+            # (arm64's needs qemu-user-static: on a new machine `make rootfs ARCH=arm64`
+            # was the first to ask for it.)
+            toolchain.install(arch=args.arch)
             print(rootfs.ensure_image(args.arch))
         elif args.cmd == "run":
             return cmd_run(args)
