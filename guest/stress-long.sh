@@ -60,21 +60,30 @@ ng_watch() {
 	head -60 /tmp/ng.ps
 }
 
-# ng_scan: the perf and stress-ng processes, by shell builtins (pgrep took minutes of a
-# starved CPU here: it reads every process's /proc files, and under KASAN each close
-# costs a stack walk): NG_PIDS, NG_N of them, NG_TICKS their user + system CPU time
-# (clock ticks), and NG_LINES one line each (state, ticks, last CPU, wchan).
+# proc_line P: from /proc/P by shell builtins (false if P is gone): PL, one line (pid,
+# comm, state, user and system CPU time in clock ticks, last CPU, wchan); PT, that CPU
+# time; PP, its parent; PC, its comm.
+proc_line() {
+	local st f w=""
+	{ read -r st </proc/$1/stat; } 2>/dev/null || return 1
+	f=(${st##*) }) PC=${st#* (}
+	PC=${PC%%) *}
+	{ read -r w </proc/$1/wchan; } 2>/dev/null || :   # (no newline: read says EOF)
+	PL="$1 $PC: state ${f[0]} utime ${f[11]} stime ${f[12]} cpu ${f[36]}, wchan $w"
+	PT=$((f[11] + f[12])) PP=${f[1]}
+}
+
+# ng_scan: the perf and stress-ng processes, by builtins (pgrep took minutes of a starved
+# CPU here: it reads every process's /proc files, and under KASAN each close costs a
+# stack walk): NG_PIDS, NG_N of them, NG_TICKS their CPU time, NG_LINES their lines.
 ng_scan() {
-	local p st f w c
+	local p PL PT PP PC
 	NG_PIDS="" NG_N=0 NG_TICKS=0 NG_LINES=""
 	for p in /proc/[0-9]*; do
-		{ read -r st <$p/stat; } 2>/dev/null || continue
-		case $st in *" (perf) "* | *" (stress-ng"*) ;; *) continue ;; esac
-		f=(${st##*) })
-		c=${st#* (} w=""
-		{ read -r w <$p/wchan; } 2>/dev/null || :   # (no newline: read says EOF)
-		NG_PIDS="$NG_PIDS ${p#/proc/}" NG_N=$((NG_N + 1)) NG_TICKS=$((NG_TICKS + f[11] + f[12]))
-		NG_LINES="$NG_LINES${p#/proc/} ${c%%) *}: state ${f[0]} utime ${f[11]} stime ${f[12]} cpu ${f[36]}, wchan $w"$'\n'
+		proc_line ${p#/proc/} || continue
+		case $PC in perf | stress-ng*) ;; *) continue ;; esac
+		NG_PIDS="$NG_PIDS ${p#/proc/}" NG_N=$((NG_N + 1)) NG_TICKS=$((NG_TICKS + PT))
+		NG_LINES="$NG_LINES$PL"$'\n'
 	done
 }
 
@@ -138,22 +147,15 @@ rt_watch() {
 	done
 }
 
-# rt_where PID: where PID and its children are, by builtins: comm, state, wchan, stack
-# (the children by their parent in /proc/N/stat: the kernels lack PROC_CHILDREN).
+# rt_where PID: where PID and its children are (proc_line, and the stack).
 rt_where() {
-	local pid=$1 p c ln st f kids=""
+	local p ln kids="" PL PT PP PC
 	for p in /proc/[0-9]*; do
-		read -r st <$p/stat 2>/dev/null || continue
-		f=(${st##*) })
-		[ "${f[1]}" = "$pid" ] && kids="$kids ${p#/proc/}"
+		proc_line ${p#/proc/} && [ "$PP" = "$1" ] && kids="$kids ${p#/proc/}"
 	done
-	for p in $pid $kids; do
-		read -r c </proc/$p/comm 2>/dev/null || continue
-		read -r st </proc/$p/stat 2>/dev/null
-		f=(${st##*) })
-		ln=""
-		read -r ln </proc/$p/wchan 2>/dev/null || :   # (no newline: read says EOF)
-		echo "-- $p $c: state ${f[0]}, utime ${f[11]} stime ${f[12]}, wchan $ln"
+	for p in $1 $kids; do
+		proc_line $p || continue
+		echo "-- $PL"
 		while read -r ln; do echo "   $ln"; done </proc/$p/stack 2>/dev/null
 	done
 }
