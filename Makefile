@@ -2,7 +2,7 @@
 # materialised tree (in the cache); these targets drive harness/kh.
 KH := cd harness && python3 -m kh
 TIMEOUT ?= 3600
-FULL_FLAG := $(if $(FULL),--full,)
+FULL_FLAG := $(if $(FULL),--full,)$(if $(PART), --part $(PART),)
 PROFILE ?= debug-rust
 
 .PHONY: run test bench stress stress-selfcheck soak tree refresh build rootfs baseline patches unit toolchain hostcheck clean help

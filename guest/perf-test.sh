@@ -26,19 +26,32 @@ perf_test_why() {
 	done
 }
 
-# perf_test_numbers [run|run-cpu0]: the numbers of the subset's tests of that action (all
-# actions, skip included, with KH_FULL).
+# perf_test_numbers run|run-cpu0: the numbers of the subset's tests of that action. With
+# KH_FULL: every top-level test of `perf test list` ("run": all but the run-cpu0 ones of the
+# subset), and with KH_PART=k/N only those numbered n with (n - 1) mod N = k - 1 (the host
+# compares the same part of the baseline: suites.in_perf_test_part()).
 perf_test_numbers() {
+	local action name
 	perf test list >/tmp/perf-test-list 2>&1
+	if [ -n "${KH_FULL:-}" ]; then
+		: >/tmp/perf-test-cpu0
+		while IFS=$'\t' read -r action name _; do
+			[ "$action" = run-cpu0 ] && printf '%s\n' "$name" >>/tmp/perf-test-cpu0
+		done </kh/perf-test-subset.tsv
+		awk -v want="$1" -v part="${KH_PART:-1/1}" '
+			BEGIN { split(part, p, "/"); k = p[1]; n = p[2] }
+			FILENAME != ARGV[2] { cpu0[$0] = 1; next }
+			$1 ~ /^[0-9]+:$/ {
+				line = $0; sub(/^ *[0-9]+: /, "", line)
+				num = $1; sub(":", "", num)
+				if ((num - 1) % n != k - 1) next
+				if ((want == "run-cpu0") == (line in cpu0)) print num
+			}' /tmp/perf-test-cpu0 /tmp/perf-test-list
+		return
+	fi
 	while IFS=$'\t' read -r action name _; do
 		case "$action" in "#"*|"") continue ;; esac
-		if [ -z "${KH_FULL:-}" ]; then
-			[ "$action" = "$1" ] || continue
-		elif [ "$1" = run-cpu0 ] && [ "$action" != run-cpu0 ]; then
-			continue
-		elif [ "$1" = run ] && [ "$action" = run-cpu0 ]; then
-			continue
-		fi
+		[ "$action" = "$1" ] || continue
 		awk -v want="$name" '$1 ~ /^[0-9]+:$/ {
 			line = $0; sub(/^ *[0-9]+: /, "", line)
 			if (line == want) { n = $1; sub(":", "", n); print n }
@@ -75,17 +88,21 @@ perf_test_run() {
 	fi
 	# The whole list: one test at a time with its own time limit (e.g. 'perf ftrace tests'
 	# traces every kernel function, which under TCG runs for far longer than CI allows).
+	# A test that ran out of time gets no -v rerun (its signature is the time-out).
+	echo "# perf test part ${KH_PART:-1/1} of the whole list"
 	local n rc
+	: >/tmp/perf-test.out
 	for n in $nums $pinned; do
 		case " $pinned " in
-		*" $n "*) timeout 300 taskset -c 0 perf test -S "$n" 2>&1 ;;
-		*) timeout 300 perf test -S "$n" 2>&1 ;;
-		esac
-		rc=$?
-		if [ $rc -eq 124 ]; then
+		*" $n "*) timeout -k 10 300 taskset -c 0 perf test -S "$n" 2>&1 ;;
+		*) timeout -k 10 300 perf test -S "$n" 2>&1 ;;
+		esac | tee -a /tmp/perf-test.out
+		rc=${PIPESTATUS[0]}
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 			printf '%s: %s : FAILED! (timed out after 300 s)\n' "$n" \
 				"$(awk -v n="$n:" '$1 == n { sub(/^ *[0-9]+: /, ""); print; exit }' /tmp/perf-test-list)"
 		fi
 	done
+	perf_test_why /tmp/perf-test.out
 }
 section perf-test perf_test_run

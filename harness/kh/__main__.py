@@ -153,8 +153,12 @@ def test_arch(arch: str, args, rep: Report) -> None:
     quick = args.quick and arch != "x86_64"
     t, odir = prepare(profile, arch)
     gates.symbols(odir, rep)
-    parts = arch_parts(arch, quick)
+    part = suites.parse_part(args.part)
     base = suites.BASELINES / arch
+    if part:
+        test_part(arch, args, part, base, rep)
+        return
+    parts = arch_parts(arch, quick)
     ks_base = suites.load_baseline(base / "kselftest.tsv")
     res, out = boot_with(profile, parts, run_name("test", arch), timeout=args.timeout,
                          live=False, full=args.full, arch=arch,
@@ -186,6 +190,24 @@ def test_arch(arch: str, args, rep: Report) -> None:
             rep.extend(suites.prefixed(sub, cpu))
     if arch == "x86_64":
         gates.clippy(t, odir, rep)
+
+
+def test_part(arch: str, args, part: tuple[int, int], base: Path, rep: Report) -> None:
+    """`make test FULL=1 PART=k/N`: the Rust core's run of part k of the whole perf test
+    list, alone in its guest, compared with that part of perf-test-full.tsv."""
+    res, out = boot_with("debug-rust", ["perf-test"], run_name(f"test-part{part[0]}", arch),
+                         timeout=args.timeout, live=False, full=True, arch=arch,
+                         env={"KH_PART": f"{part[0]}/{part[1]}"})
+    sections = guest_report(res, out, rep)
+    log(f"{arch} guest: {res.seconds:.0f}s under {res.accel}")
+    full = suites.load_baseline(base / "perf-test-full.tsv")
+    pt_base = {k: v for k, v in full.items() if suites.in_perf_test_part(k, part)}
+    if not pt_base:
+        rep.fail(f"perf test part {part[0]}/{part[1]}", "no line of this part in "
+                 f"{base / 'perf-test-full.tsv'}: run `make baseline FULL=1 PART="
+                 f"{part[0]}/{part[1]}` first")
+    rep.extend(suites.compare_with_baseline(suites.perf_test_cases(sections), pt_base,
+                                            f"perf test part {part[0]}/{part[1]}"))
 
 
 def cmd_test(args) -> int:
@@ -232,12 +254,46 @@ def cmd_run(args) -> int:
     return 0 if not rep.failed else 1
 
 
+def baseline_full(args, profile: str, arch: str) -> int:
+    """`make baseline FULL=1 [PART=k/N]`: the whole perf test list (or its part k) on the C
+    core, alone in its guest; writes perf-test-full.tsv (a part replaces its own lines only).
+    The other baselines are not touched: FULL changes the perf test part only."""
+    part = suites.parse_part(args.part)
+    base = suites.BASELINES / arch
+    reasons = {k: v.reason for k, v in suites.load_baseline(base / "reasons.tsv").items()}
+    prepare(profile, arch)
+    env = {"KH_PART": f"{part[0]}/{part[1]}"} if part else {}
+    res, out = boot_with(profile, ["perf-test"],
+                         run_name("baseline-full" + (f"-part{part[0]}" if part else ""), arch),
+                         timeout=args.timeout, live=False, full=True, arch=arch, env=env)
+    rep = Report()
+    sections = guest_report(res, out, rep)
+    cases = suites.perf_test_cases(sections)
+    if [n for n, _ in rep.failed if n == "guest/finished"] or not cases:
+        print_report(rep, "baseline guest")
+        print(f"baseline NOT written: the C core's run did not finish or ran no perf test "
+              f"(logs in {out})")
+        return 1
+    hdr = (f"Results on the unpatched C core (CONFIG_PERF_EVENTS_RUST_CORE=n), {arch} QEMU "
+           f"{res.accel}, profile {profile}, {time.strftime('%Y-%m-%d')}, guest "
+           f"{res.seconds:.0f} s.\nRegenerate with `make baseline FULL=1"
+           f"{' ARCH=' + arch if arch != 'x86_64' else ''}"
+           f"{f' PART={part[0]}/{part[1]}' if part else ''}`.")
+    suites.write_part_baseline(base / "perf-test-full.tsv", cases, hdr, reasons, part)
+    print_report(rep, "baseline guest")
+    print(f"{base / 'perf-test-full.tsv'}: {len(cases)} cases written"
+          + (f" for part {part[0]}/{part[1]}" if part else ""))
+    return 0 if not rep.failed else 1
+
+
 def cmd_baseline(args) -> int:
     """Regenerates the C-core baselines (kselftests, perf test) in the same guest."""
     profile = "debug-c"
     arch = args.arch
     if arch not in build.ARCHES:
         raise KhError(f"make baseline takes one ARCH: {', '.join(build.ARCHES)}")
+    if args.full:
+        return baseline_full(args, profile, arch)
     parts = arch_parts(arch)
     base = suites.BASELINES / arch
     known = suites.load_baseline(base / "reasons.tsv")
@@ -326,6 +382,9 @@ def main(argv=None) -> int:
     for name in ("test", "baseline"):
         s = sub.add_parser(name)
         s.add_argument("--full", action="store_true", help="every perf test, not the subset")
+        s.add_argument("--part", default=None,
+                       help="with --full: k/N, part k of the whole list in N (perf test "
+                            "only, alone in its guest)")
         s.add_argument("--timeout", type=int, default=3600)
         s.add_argument("--arch", default="x86_64",
                        help=arch_help + ("; test: a comma-separated list runs each in turn"
@@ -389,6 +448,8 @@ def main(argv=None) -> int:
             print(rootfs.ensure_image(args.arch))
         elif args.cmd == "run":
             return cmd_run(args)
+        elif args.cmd in ("test", "baseline") and args.part and not args.full:
+            raise KhError("PART= is a part of the whole perf test list: give FULL=1 too")
         elif args.cmd == "test":
             return cmd_test(args)
         elif args.cmd == "baseline":

@@ -211,16 +211,12 @@ def load_baseline(path: Path) -> dict[str, Expected]:
     return out
 
 
-def write_baseline(path: Path, cases: list[parsers.Case], header: str,
-                   reasons: dict[str, str],
-                   repeats: dict[str, tuple[int, int]] | None = None) -> None:
-    """Writes a baseline: every case with its result, and for those that do not pass the
-    reason and the C core's signature; a case of `repeats` (key -> passes, runs) is written
-    as 'passes' with its pass count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {line}" for line in header.strip().split("\n")]
-    lines.append("# <case>\t<result>\t<reason>\t<signature: why it failed or skipped, "
-                 "normalised; for 'passes': passes/runs>")
+def baseline_lines(cases: list[parsers.Case], reasons: dict[str, str],
+                   repeats: dict[str, tuple[int, int]] | None = None) -> list[str]:
+    """The lines of a baseline for `cases`: every case with its result, and for those that
+    do not pass the reason and the C core's signature; a case of `repeats` (key -> passes,
+    runs) as 'passes' with its pass count."""
+    lines = []
     for c in cases:
         # A subtest whose precondition the machine did not meet (parsers.Precondition)
         # says nothing about the C core.
@@ -237,7 +233,79 @@ def write_baseline(path: Path, cases: list[parsers.Case], header: str,
             lines.append(f"{c.key}\t{c.result}\t{reason}".rstrip("\t"))
         else:
             lines.append(f"{c.key}\t{c.result}\t{reason}\t{c.signature}")
-    path.write_text("\n".join(lines) + "\n")
+    return lines
+
+
+BASELINE_COLUMNS = ("# <case>\t<result>\t<reason>\t<signature: why it failed or skipped, "
+                    "normalised; for 'passes': passes/runs>")
+
+
+def write_baseline(path: Path, cases: list[parsers.Case], header: str,
+                   reasons: dict[str, str],
+                   repeats: dict[str, tuple[int, int]] | None = None) -> None:
+    """Writes a baseline (baseline_lines()) under `header`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {line}" for line in header.strip().split("\n")]
+    lines.append(BASELINE_COLUMNS)
+    path.write_text("\n".join(lines + baseline_lines(cases, reasons, repeats)) + "\n")
+
+
+# `make test|baseline FULL=1 PART=k/N`: the whole `perf test` list in N guest runs; part k
+# holds the top-level tests numbered n with (n - 1) mod N = k - 1 (round robin, so that
+# neighbouring slow tests, e.g. the shell tests at the end of the list, spread over the
+# parts). guest/perf-test.sh selects the same numbers.
+
+def parse_part(spec: str | None) -> tuple[int, int] | None:
+    """'k/N' -> (k, N), 1 <= k <= N; None for no part."""
+    if not spec:
+        return None
+    m = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
+    if not m or not 1 <= int(m[1]) <= int(m[2]):
+        raise KhError(f"PART={spec!r}: give k/N with 1 <= k <= N (e.g. PART=1/4)")
+    return int(m[1]), int(m[2])
+
+
+def perf_test_number(key: str) -> int:
+    """The top-level test number of a perf test case key ('perf-test/21.1 Read Only ...')."""
+    m = re.match(r"^perf-test/(\d+)[.: ]", key)
+    if not m:
+        raise KhError(f"not a perf test case key: {key!r}")
+    return int(m[1])
+
+
+def in_perf_test_part(key: str, part: tuple[int, int] | None) -> bool:
+    if part is None:
+        return True
+    k, n = part
+    return (perf_test_number(key) - 1) % n == k - 1
+
+
+def write_part_baseline(path: Path, cases: list[parsers.Case], header: str,
+                        reasons: dict[str, str], part: tuple[int, int] | None) -> None:
+    """Writes the whole-list perf test baseline, or with `part` replaces that part's lines
+    of it and keeps the others' (and their header lines), sorted by test number. A case of
+    another part refuses: the guest ran what it should not have."""
+    stray = [c.key for c in cases if c.result != "unmet" and not in_perf_test_part(c.key, part)]
+    if stray:
+        raise KhError(f"cases outside part {part[0]}/{part[1]} in the run: {stray[:5]}")
+    tag = f"part {part[0]}/{part[1]}" if part else "the whole list"
+    head = [f"# {tag}: {line}" for line in header.strip().split("\n")]
+    kept: list[str] = []
+    if part and path.exists():
+        for line in path.read_text().splitlines():
+            if line == BASELINE_COLUMNS or not line.strip():
+                continue
+            if line.startswith("# "):
+                if not line.startswith(f"# {tag}: ") and not line.startswith("# the whole list"):
+                    head.append(line)
+                continue
+            if not in_perf_test_part(line.split("\t", 1)[0], part):
+                kept.append(line)
+    rows = kept + baseline_lines(cases, reasons)
+    rows.sort(key=lambda line: perf_test_number(line.split("\t", 1)[0]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(sorted(head, key=lambda h: h.split(":", 1)[0]) + [BASELINE_COLUMNS]
+                              + rows) + "\n")
 
 
 def compare_with_baseline(cases: list[parsers.Case], base: dict[str, Expected],

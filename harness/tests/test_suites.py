@@ -1,9 +1,11 @@
+import os
+import subprocess
 import tempfile
 import unittest
 from pathlib import Path
 
 from kh import build, parsers, suites, upstream
-from kh.common import KhError
+from kh.common import REPO, KhError
 from kh.parsers import Case, Section
 
 
@@ -56,6 +58,82 @@ class Baseline(unittest.TestCase):
         self.assertEqual(rep.summary(), "1 passed, 1 failed")
         rep.skip("c", "y")
         self.assertEqual(rep.summary(), "1 passed, 1 failed, 1 skipped")
+
+
+class PerfTestParts(unittest.TestCase):
+    """`FULL=1 PART=k/N`: the host's part of a baseline is the guest's selection."""
+
+    def test_parse(self):
+        self.assertEqual(suites.parse_part("2/4"), (2, 4))
+        self.assertIsNone(suites.parse_part(None))
+        for bad in ("0/4", "5/4", "1", "a/b"):
+            with self.assertRaises(KhError):
+                suites.parse_part(bad)
+
+    def test_round_robin(self):
+        keys = ["perf-test/1 A", "perf-test/2 B", "perf-test/21.1 C", "perf-test/125 D: sub"]
+        self.assertEqual([k for k in keys if suites.in_perf_test_part(k, (1, 4))],
+                         ["perf-test/1 A", "perf-test/21.1 C", "perf-test/125 D: sub"])
+        self.assertEqual([k for k in keys if suites.in_perf_test_part(k, (2, 4))],
+                         ["perf-test/2 B"])
+        self.assertTrue(all(suites.in_perf_test_part(k, None) for k in keys))
+
+    def test_guest_selects_the_same_numbers(self):
+        # guest/perf-test.sh's perf_test_numbers, run on a fake `perf test list`.
+        script = (REPO / "guest" / "perf-test.sh").read_text()
+        fn = script[script.index("perf_test_numbers() {"):script.index("\n}\n", script.index(
+            "perf_test_numbers() {")) + 3]
+        with tempfile.TemporaryDirectory() as d:
+            lst = "".join(f"{n:3d}: test {n}\n" + (f"{n:3d}.1: sub\n" if n % 5 == 0 else "")
+                          for n in range(1, 23))
+            (Path(d) / "list").write_text(lst)
+            (Path(d) / "subset.tsv").write_text("run-cpu0\ttest 6\twhy\nrun\ttest 7\twhy\n")
+            fn = fn.replace("perf test list >/tmp/perf-test-list 2>&1", f"cp {d}/list {d}/pl")
+            fn = fn.replace("/tmp/perf-test-list", f"{d}/pl").replace("/tmp/perf-test-cpu0",
+                                                                      f"{d}/cpu0")
+            fn = fn.replace("/kh/perf-test-subset.tsv", f"{d}/subset.tsv")
+            for part in ((1, 4), (2, 4), (3, 4), (4, 4)):
+                got = {}
+                for action in ("run", "run-cpu0"):
+                    out = subprocess.run(
+                        ["bash", "-c", fn + f"\nperf_test_numbers {action}"], text=True,
+                        capture_output=True, check=True,
+                        env={"KH_FULL": "1", "KH_PART": f"{part[0]}/{part[1]}",
+                             "PATH": os.environ["PATH"]}).stdout.split()
+                    got[action] = [int(x) for x in out]
+                want = [n for n in range(1, 23)
+                        if suites.in_perf_test_part(f"perf-test/{n} test {n}", part)]
+                self.assertEqual(sorted(got["run"] + got["run-cpu0"]), want)
+                self.assertEqual(got["run-cpu0"], [6] if 6 in want else [])
+
+    def test_a_part_replaces_its_own_lines(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "full.tsv"
+            suites.write_part_baseline(p, [Case("perf-test", "1 A", "pass"),
+                                           Case("perf-test", "3 C", "skip", "no", "no")],
+                                       "run one", {}, (1, 2))
+            suites.write_part_baseline(p, [Case("perf-test", "2 B", "pass"),
+                                           Case("perf-test", "4 D", "fail", "", "x")],
+                                       "run two", {}, (2, 2))
+            suites.write_part_baseline(p, [Case("perf-test", "1 A", "fail", "", "y"),
+                                           Case("perf-test", "3 C", "pass")],
+                                       "run three", {}, (1, 2))
+            base = suites.load_baseline(p)
+            self.assertEqual(list(base), ["perf-test/1 A", "perf-test/2 B", "perf-test/3 C",
+                                          "perf-test/4 D"])
+            self.assertEqual(base["perf-test/1 A"].result, "fail")
+            self.assertEqual(base["perf-test/3 C"].result, "pass")
+            self.assertEqual(base["perf-test/4 D"].signature, "x")
+            text = p.read_text()
+            self.assertIn("# part 1/2: run three", text)
+            self.assertIn("# part 2/2: run two", text)
+            self.assertNotIn("run one", text)
+
+    def test_a_case_of_another_part_refuses(self):
+        with tempfile.TemporaryDirectory() as d:
+            with self.assertRaises(KhError):
+                suites.write_part_baseline(Path(d) / "f.tsv", [Case("perf-test", "2 B", "pass")],
+                                           "h", {}, (1, 2))
 
 
 # guest/smoke.sh's smoke_stat_pid, as the Rust core's run of 2026-12-01 printed it.
