@@ -5,7 +5,7 @@ TIMEOUT ?= 3600
 FULL_FLAG := $(if $(FULL),--full,)$(if $(PART), --part $(PART),)
 PROFILE ?= debug-rust
 
-.PHONY: run test bench stress stress-selfcheck soak tree refresh build rootfs baseline patches unit toolchain hostcheck clean help
+.PHONY: run test bench crossings stress stress-selfcheck soak tree refresh build rootfs baseline patches unit toolchain hostcheck clean help
 
 help:
 	@sed -n 's/^## //p' README.md | head -40
@@ -29,6 +29,9 @@ stress:		## MINUTES (30) of parallel load under KASAN/lockdep/kmemleak; CORE=rus
 
 stress-selfcheck:	## each detector make stress counts, fired once on the stress kernel (LKDTM); CORE=rust|c
 	$(KH) stress-selfcheck --core $(or $(CORE),rust)
+
+crossings:	## calls and C<->Rust crossings per operation, both cores, from QEMU's exec log (PROFILE=bench|debug)
+	$(KH) crossings --profile $(or $(filter bench debug,$(PROFILE)),bench) --ops $(or $(N),200)
 
 soak:		## N (20) runs of the same guest (ARCH=arm64, PROFILE, PARTS, LOAD=host hogs): hangs, failures
 	$(KH) soak --profile $(PROFILE) --arch $(or $(ARCH),arm64) --n $(or $(N),20) $(if $(PARTS),--parts $(PARTS),) --load $(or $(LOAD),0)

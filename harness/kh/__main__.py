@@ -9,7 +9,7 @@ import time
 import unittest
 from pathlib import Path
 
-from . import bench, bisect, build, gates, guest, hostcheck, parsers, rootfs, soak, suites, toolchain
+from . import bench, bisect, build, crossings, gates, guest, hostcheck, parsers, rootfs, soak, suites, toolchain
 from . import stress as stressmod, tree as treemod
 from .common import REPO, KhError, cache_dir, log
 from .suites import Report
@@ -418,6 +418,9 @@ def main(argv=None) -> int:
     sk.add_argument("--n", type=int, default=20)
     sk.add_argument("--parts", default=",".join(QUICK_PARTS))
     sk.add_argument("--load", type=int, default=0, help="CPU-bound host processes meanwhile")
+    cr = sub.add_parser("crossings", help="calls and C<->Rust crossings per operation")
+    cr.add_argument("--profile", choices=["bench", "debug"], default="bench")
+    cr.add_argument("--ops", type=int, default=200)
     bn = sub.add_parser("bench", help="the Rust core against the C core, as ratios")
     bn.add_argument("--rounds", type=int, default=10)
     bn.add_argument("--modes", default="icount,wall", help="icount and/or wall, comma-separated")
@@ -466,6 +469,10 @@ def main(argv=None) -> int:
             toolchain.install(arch=args.arch)
             prepare(args.profile, args.arch)
             return soak.run(args.profile, args.arch, args.n, args.parts.split(","), args.load)
+        elif args.cmd == "crossings":
+            toolchain.install(bench=args.profile == "bench")
+            guest.qemu_available()
+            return crossings.main(treemod.materialise(), args.profile, args.ops)
         elif args.cmd == "bench":
             toolchain.install(bench=True)
             guest.qemu_available()

@@ -233,7 +233,8 @@ def kvm_usable(kernel: Path) -> bool:
 def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: int,
          live: bool = False, smp: int = 2, mem: str = "2G",
          icount: bool = False, quiet_kvm: bool = False, arch: str = "x86_64",
-         cpu: str = "max", no_progress: float = NO_PROGRESS) -> GuestResult:
+         cpu: str = "max", no_progress: float = NO_PROGRESS,
+         qemu_extra: list[str] | tuple = ()) -> GuestResult:
     outdir.mkdir(parents=True, exist_ok=True)
     con, res = outdir / "console.log", outdir / "results.log"
     for f in (con, res):
@@ -268,7 +269,7 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
            "-append", f"{CONSOLE[arch]} {CMDLINE}",
            "-drive", f"file={rootfs},if=virtio,format=raw,snapshot=on",
            "-drive", f"file={payload},if=virtio,format=raw,snapshot=on",
-           *channels]
+           *channels, *qemu_extra]
     if not quiet_kvm:
         log(f"booting {kernel} under {name} (timeout {timeout}s)")
     t0 = time.monotonic()

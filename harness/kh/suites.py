@@ -73,7 +73,7 @@ def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch=
         shutil.rmtree(d)
     d.mkdir(parents=True)
     for f in ("lib.sh", "smoke.sh", "kunit.sh", "kselftest.sh", "perf-test.sh", "stress.sh",
-              "bench.sh", "kmemleak.sh", "stress-long.sh", "stress-selfcheck.sh",
+              "bench.sh", "crossings.sh", "kmemleak.sh", "stress-long.sh", "stress-selfcheck.sh",
               "perf-test-subset.tsv"):
         shutil.copy2(GUEST / f, d / f)
     build_workload(d / "bin", arch)
