@@ -12,8 +12,9 @@
  *
  * Prints "KH-BENCH <workload> <ns/op>". Pinned to CPU 0.
  *
- * With KH_BENCH_MARK set, a sched_get_priority_min() just before the first and just after the last
- * operation marks them in QEMU's execution log (make crossings, harness/kh/crossings.py).
+ * With KH_BENCH_MARK set, a sched_get_priority_min() just before the first and just
+ * after the last operation marks them in QEMU's execution log (make crossings,
+ * harness/kh/crossings.py).
  */
 #define _GNU_SOURCE
 #include <linux/perf_event.h>

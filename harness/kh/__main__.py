@@ -9,7 +9,8 @@ import time
 import unittest
 from pathlib import Path
 
-from . import bench, bisect, build, crossings, gates, guest, hostcheck, parsers, rootfs, soak, suites, toolchain
+from . import (bench, bisect, build, crossings, gates, guest, hostcheck, parsers, rootfs, soak,
+               suites, toolchain)
 from . import stress as stressmod, tree as treemod
 from .common import REPO, KhError, cache_dir, log
 from .suites import Report
@@ -254,6 +255,20 @@ def cmd_run(args) -> int:
     return 0 if not rep.failed else 1
 
 
+def reread(name: str, arch: str):
+    """The guest result of the last run called `name`, from its logs."""
+    out = cache_dir() / "results" / name
+    if not (out / "results.log").exists():
+        raise KhError(f"REUSE=1: no earlier run's logs in {out}")
+    secs = out / "guest-seconds"
+    res = guest.GuestResult((out / "console.log").read_text(errors="replace"),
+                            (out / "results.log").read_text(errors="replace"), 0, False,
+                            float(secs.read_text()) if secs.exists() else 0.0,
+                            "tcg icount" if arch == "arm64" else "tcg")
+    log(f"re-reading the logs in {out}")
+    return res, out
+
+
 def baseline_full(args, profile: str, arch: str) -> int:
     """`make baseline FULL=1 [PART=k/N]`: the whole perf test list (or its part k) on the C
     core, alone in its guest; writes perf-test-full.tsv (a part replaces its own lines only).
@@ -261,11 +276,16 @@ def baseline_full(args, profile: str, arch: str) -> int:
     part = suites.parse_part(args.part)
     base = suites.BASELINES / arch
     reasons = {k: v.reason for k, v in suites.load_baseline(base / "reasons.tsv").items()}
-    prepare(profile, arch)
-    env = {"KH_PART": f"{part[0]}/{part[1]}"} if part else {}
-    res, out = boot_with(profile, ["perf-test"],
-                         run_name("baseline-full" + (f"-part{part[0]}" if part else ""), arch),
-                         timeout=args.timeout, live=False, full=True, arch=arch, env=env)
+    name = run_name("baseline-full" + (f"-part{part[0]}" if part else ""), arch)
+    if args.reuse:
+        # That part's last run, read again (after a change of reasons.tsv or the parsers).
+        res, out = reread(name, arch)
+    else:
+        prepare(profile, arch)
+        env = {"KH_PART": f"{part[0]}/{part[1]}"} if part else {}
+        res, out = boot_with(profile, ["perf-test"], name, timeout=args.timeout, live=False,
+                             full=True, arch=arch, env=env)
+        (out / "guest-seconds").write_text(f"{res.seconds:.0f}\n")
     rep = Report()
     sections = guest_report(res, out, rep)
     cases = suites.perf_test_cases(sections)
@@ -274,9 +294,10 @@ def baseline_full(args, profile: str, arch: str) -> int:
         print(f"baseline NOT written: the C core's run did not finish or ran no perf test "
               f"(logs in {out})")
         return 1
+    day = time.strftime("%Y-%m-%d", time.localtime((out / "results.log").stat().st_mtime))
     hdr = (f"Results on the unpatched C core (CONFIG_PERF_EVENTS_RUST_CORE=n), {arch} QEMU "
-           f"{res.accel}, profile {profile}, {time.strftime('%Y-%m-%d')}, guest "
-           f"{res.seconds:.0f} s.\nRegenerate with `make baseline FULL=1"
+           f"{res.accel}, profile {profile}, {day}, guest {res.seconds:.0f} s.\n"
+           "Regenerate with `make baseline FULL=1"
            f"{' ARCH=' + arch if arch != 'x86_64' else ''}"
            f"{f' PART={part[0]}/{part[1]}' if part else ''}`.")
     suites.write_part_baseline(base / "perf-test-full.tsv", cases, hdr, reasons, part)
@@ -305,11 +326,7 @@ def cmd_baseline(args) -> int:
                       "boot)")
     if args.reuse:
         # The last baseline run's logs, read again (after a change of the parsers).
-        out = cache_dir() / "results" / run_name("baseline", arch)
-        res = guest.GuestResult((out / "console.log").read_text(errors="replace"),
-                                (out / "results.log").read_text(errors="replace"), 0, False,
-                                0.0, "tcg icount" if arch == "arm64" else "tcg")
-        log(f"re-reading the baseline run's logs in {out}")
+        res, out = reread(run_name("baseline", arch), arch)
     else:
         prepare(profile, arch)
         res, out = boot_with(profile, parts, run_name("baseline", arch),

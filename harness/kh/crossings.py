@@ -4,9 +4,10 @@ crosses between C and Rust, counted in the guest, on both cores (issue 17's firs
 A kernel of each core (the bench profile by default) boots under TCG with QEMU's execution
 log (`-d exec,nochain`) restricted (`-dfilter`) to the text of the perf core's objects
 (kernel/events/*.o, the Rust crate, rust/helpers) and of one marker function,
-`__x64_sys_sched_get_priority_min` (a syscall nothing else here makes). guest/crossings.sh runs each kh-bench workload for N operations with
-`KH_BENCH_MARK=1`: kh-bench calls sched_get_priority_min() just before the first and just after the last
-operation, so the log between two marker entries is those N operations.
+`__x64_sys_sched_get_priority_min` (a syscall nothing else here makes). guest/crossings.sh
+runs each kh-bench workload for N operations with `KH_BENCH_MARK=1`: kh-bench calls
+sched_get_priority_min() just before the first and just after the last operation, so the
+log between two marker entries is those N operations.
 
 With chaining off every executed translation block is logged, and a call always starts a
 new block, so a block that starts at a function's first address is one call of it (a
