@@ -80,6 +80,8 @@ def normalise(text: str) -> str:
     """A failure text without what changes from run to run: addresses and long numbers
     (pids, counts, times). Small numbers (signal numbers, errnos, small counts) stay."""
     text = re.sub(r"0x[0-9a-fA-F]+", "0x?", text.strip())
+    # mktemp's random suffix: /tmp/perftool-testsuite_report.6Vt/... (perf's shell tests).
+    text = re.sub(r"(/tmp/[\w+-]+)\.[A-Za-z0-9]{3,12}(?=/|\s|$)", r"\1.X", text)
     text = re.sub(r"\d{4,}", "N", text)
     return re.sub(r"\s+", " ", text)
 

@@ -194,3 +194,11 @@ class SignatureValues(unittest.TestCase):
         moved = ["# arm_pmu.c:380:sampling_32bit:Expected 0 (0) == throttled (2)", diag[1]]
         self.assertNotEqual(parsers.signature("fail", "", diag),
                             parsers.signature("fail", "", moved))
+
+
+class NormaliseTempNames(unittest.TestCase):
+    def test_mktemp_suffix(self):
+        a = "failed to open /tmp/perftool-testsuite_report.6Vt/perf_report/x: No such file"
+        b = "failed to open /tmp/perftool-testsuite_report.iOY/perf_report/x: No such file"
+        self.assertEqual(parsers.normalise(a), parsers.normalise(b))
+        self.assertNotEqual(parsers.normalise(a), parsers.normalise(a.replace("open", "read")))
