@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import build, guest, parsers, rootfs, suites
-from .common import KhError, cache_dir, log, run
+from .common import KhError, cache_dir, log, run, versions
 
 ARCH = "x86_64"
 WORKLOADS = ["open-task", "open-cpu-local", "open-group4", "read", "enable-disable"]
@@ -59,8 +59,14 @@ class Symbols:
     sorted_starts: list[int] = field(default_factory=list)
 
 
+def llvm_tool(name: str) -> str:
+    """The pinned LLVM's tool (toolchain.HOST_COMMANDS_LLVM): `llvm-nm-19`, not whatever
+    `llvm-nm` the host may or may not have."""
+    return f"{name}{versions()['toolchain']['llvm']}"
+
+
 def _nm(path: Path, *flags: str) -> list[list[str]]:
-    out = run(["llvm-nm", "--defined-only", *flags, str(path)], capture=True, quiet=True).stdout
+    out = run([llvm_tool("llvm-nm"), "--defined-only", *flags, str(path)], capture=True, quiet=True).stdout
     return [line.split() for line in out.splitlines() if line.strip()]
 
 
@@ -211,7 +217,7 @@ def demangle(names) -> dict[str, str]:
     rust = sorted({n for n in names if n.startswith("_R")})
     if not rust:
         return {}
-    out = run(["llvm-cxxfilt"], input="\n".join(rust) + "\n", capture=True,
+    out = run([llvm_tool("llvm-cxxfilt")], input="\n".join(rust) + "\n", capture=True,
               quiet=True).stdout.splitlines()
     return {m: re.sub(r"::<.*>$", "", d) for m, d in zip(rust, out)}
 

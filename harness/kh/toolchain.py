@@ -37,7 +37,7 @@ HOST_COMMANDS = {
     "selftests": ["rsync", "gcc", "make", "install", "find"],
 }
 HOST_COMMANDS_LLVM = ["clang", "ld.lld", "llvm-link", "llvm-ar", "llvm-nm", "llvm-objcopy",
-                      "llvm-strip", "llvm-readelf"]
+                      "llvm-strip", "llvm-readelf", "llvm-cxxfilt"]
 HOST_COMMANDS_ARM64 = ["qemu-system-aarch64", "qemu-aarch64-static", "aarch64-linux-gnu-gcc"]
 # What `make toolchain` itself needs before it can install anything: the documented host
 # requirements (README), besides rustup's toolchain.
