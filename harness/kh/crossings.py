@@ -18,6 +18,13 @@ rust_helper_* that was not inlined. Code outside the filter (mutex_lock, kmalloc
 not logged: a call that leaves through it and comes back is not a crossing. The counts are
 per operation (the total over N): a tick or an interrupt that ran perf code meanwhile shows
 as a fraction.
+
+Instructions: the log also has `-d in_asm`, which QEMU writes once per translation of a
+block (restricted by the same filter): the number of guest instructions of the block that
+starts at a pc. Every logged execution of a block adds the instructions of the last
+translation of its pc to the function the block is in, so each workload also gets the
+instructions it executed per operation in the perf core's text, per function and per
+language (not the whole syscall: mutex_lock, kmalloc and the rest are outside the filter).
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ from . import build, guest, parsers, rootfs, suites
 from .common import KhError, cache_dir, log, run, versions
 
 ARCH = "x86_64"
-WORKLOADS = ["open-task", "open-cpu-local", "open-group4", "read", "enable-disable"]
+WORKLOADS = ["open-task", "open-cpu-local", "open-group4", "read", "enable-disable",
+             "fork-inherit", "exec", "ctx-swap", "multiplex"]
 MARKER = "__x64_sys_sched_get_priority_min"
 BATCH = 50                     # guest/src/kh-bench.c's BATCH
 # The objects whose text is logged, and the language each counts as.
@@ -47,6 +55,10 @@ EVENTS_DIR = "kernel/events"
 CROSSINGS = {("c", "rust"), ("rust", "c"), ("rust", "helper")}
 # QEMU 7.2's CPU_LOG_EXEC line: "Trace <cpu>: <host ptr> [<cs_base>/<pc>/<flags>/<cflags>] ..."
 TRACE_RE = re.compile(r"^Trace (\d+): (?:0x)?[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
+# -d in_asm: "IN: <symbol>", then one "0x<pc>:  <insn>" line per guest instruction, then a
+# blank line.
+IN_RE = re.compile(r"^IN:")
+INSN_RE = re.compile(r"^0x([0-9a-f]+):")
 
 
 @dataclass
@@ -138,12 +150,23 @@ def language_of(sym: Symbols, pc: int, cache: dict[int, str]) -> str:
     return cache[pc]
 
 
+def function_of(sym: Symbols, pc: int, cache: dict[int, tuple[str, str]]) -> tuple[str, str]:
+    """(name, language) of the function a block address is in (the nearest start below)."""
+    if pc not in cache:
+        i = bisect.bisect_right(sym.sorted_starts, pc) - 1
+        cache[pc] = sym.start[sym.sorted_starts[i]] if i >= 0 else ("?", "?")
+    return cache[pc]
+
+
 @dataclass
 class Counts:
     """One workload's calls and crossings, totals over its N operations."""
     ops: int
     calls: Counter = field(default_factory=Counter)        # (name, lang) -> calls
     crossings: Counter = field(default_factory=Counter)    # (from lang, to lang, callee)
+    insns: Counter = field(default_factory=Counter)        # (name, lang) -> instructions
+    blocks: int = 0            # executed blocks
+    untranslated: int = 0      # executed blocks whose translation the log did not show
 
 
 def count(log_lines, sym: Symbols, workloads: list[str], ops: int) -> dict[str, Counts]:
@@ -154,7 +177,25 @@ def count(log_lines, sym: Symbols, workloads: list[str], ops: int) -> dict[str, 
     cur: Counts | None = None
     prev: dict[str, str] = {}
     cache: dict[int, str] = {}
+    fcache: dict[int, tuple[str, str]] = {}
+    tb_size: dict[int, int] = {}    # block pc -> instructions of its last translation
+    tb_pc: int | None = None        # the block being read from an in_asm listing
+    in_listing = False
     for line in log_lines:
+        if in_listing:
+            mi = INSN_RE.match(line)
+            if mi:
+                if tb_pc is None:
+                    tb_pc = int(mi.group(1), 16)
+                    tb_size[tb_pc] = 0
+                tb_size[tb_pc] += 1
+                continue
+            if not line.strip():
+                in_listing = False
+                continue
+        if IN_RE.match(line):
+            in_listing, tb_pc = True, None
+            continue
         m = TRACE_RE.match(line)
         if not m:
             continue
@@ -171,6 +212,13 @@ def count(log_lines, sym: Symbols, workloads: list[str], ops: int) -> dict[str, 
             prev = {}
             continue
         lang = language_of(sym, pc, cache)
+        if cur is not None:
+            cur.blocks += 1
+            size = tb_size.get(pc)
+            if size is None:
+                cur.untranslated += 1
+            else:
+                cur.insns[function_of(sym, pc, fcache)] += size
         if cur is not None and pc in sym.start:
             name, lang = sym.start[pc]
             cur.calls[(name, lang)] += 1
@@ -178,6 +226,10 @@ def count(log_lines, sym: Symbols, workloads: list[str], ops: int) -> dict[str, 
             if (before, lang) in CROSSINGS:
                 cur.crossings[(before, lang, name)] += 1
         prev[cpu] = lang
+    for w, c in out.items():
+        if c.untranslated > 0.01 * c.blocks:
+            raise KhError(f"{w}: {c.untranslated} executed blocks without their in_asm "
+                          "translation in the log: is -d in_asm on?")
     if marks != 2 * len(workloads):
         raise KhError(f"{marks} calls of {MARKER} in the log, {2 * len(workloads)} expected "
                       "(two per workload): the guest's run did not finish")
@@ -192,7 +244,8 @@ def table(per_core: dict[str, dict[str, Counts]]) -> str:
     """Per workload and core: calls per operation into C (kernel/events) and Rust, and the
     crossings per operation by direction."""
     lines = ["| workload | core | C calls/op | Rust calls/op | C->Rust /op | Rust->C /op | "
-             "Rust->helper /op |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "Rust->helper /op | insns/op | of them Rust |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for w in WORKLOADS:
         for core in ("c", "rust"):
             c = per_core.get(core, {}).get(w)
@@ -207,8 +260,34 @@ def table(per_core: dict[str, dict[str, Counts]]) -> str:
             lines.append(f"| {w} | {core} | {by_lang['c'] / c.ops:.1f} | "
                          f"{by_lang['rust'] / c.ops:.1f} | {dirs[('c', 'rust')] / c.ops:.1f} | "
                          f"{dirs[('rust', 'c')] / c.ops:.1f} | "
-                         f"{dirs[('rust', 'helper')] / c.ops:.1f} |")
+                         f"{dirs[('rust', 'helper')] / c.ops:.1f} | "
+                         f"{sum(c.insns.values()) / c.ops:.1f} | "
+                         f"{sum(n for (_, lang), n in c.insns.items() if lang == 'rust') / c.ops:.1f} |")
     return "\n".join(lines)
+
+
+def insn_diff(per_core: dict[str, dict[str, Counts]], top: int = 8) -> str:
+    """Per workload: instructions per operation in the logged text on each core, and the
+    functions whose instructions per operation differ most between the cores."""
+    out = []
+    names = {n for d in per_core.values() for c in d.values() for (n, _) in c.insns}
+    dm = demangle(names)
+    for w in WORKLOADS:
+        c, r = per_core.get("c", {}).get(w), per_core.get("rust", {}).get(w)
+        if c is None or r is None:
+            continue
+        tc, tr = sum(c.insns.values()) / c.ops, sum(r.insns.values()) / r.ops
+        per_fn = Counter()
+        for (n, _), v in r.insns.items():
+            per_fn[n] += v / r.ops
+        for (n, _), v in c.insns.items():
+            per_fn[n] -= v / c.ops
+        diffs = sorted(((v, n) for n, v in per_fn.items() if abs(v) >= 0.5),
+                       key=lambda t: -abs(t[0]))[:top]
+        out.append(f"{w}: insns/op C {tc:.1f}, Rust {tr:.1f} ({tr - tc:+.1f}); by function "
+                   "(Rust - C): " + (", ".join(f"{dm.get(n, n)} {v:+.1f}" for v, n in diffs)
+                                     or "none"))
+    return "\n".join(out)
 
 
 def demangle(names) -> dict[str, str]:
@@ -227,6 +306,7 @@ def details(per_core: dict[str, dict[str, Counts]], min_per_op: float = 0.5,
     """Each workload's crossings (callee, per operation) and, with `calls`, every function
     it calls at least `min_per_op` times per operation."""
     names = {n for d in per_core.values() for c in d.values() for (n, _) in c.calls}
+    names |= {n for d in per_core.values() for c in d.values() for (n, _) in c.insns}
     dm = demangle(names)
     out = []
     for w in WORKLOADS:
@@ -239,6 +319,9 @@ def details(per_core: dict[str, dict[str, Counts]], min_per_op: float = 0.5,
                               if n / c.ops >= min_per_op) or "none"
             out.append(f"{w} ({core}): crossings: {cross}")
             if calls:
+                out.append("    insns: " + ", ".join(
+                    f"{dm.get(name, name)} ({lang}) {n / c.ops:.1f}"
+                    for (name, lang), n in c.insns.most_common() if n / c.ops >= min_per_op))
                 out.append("    calls: " + ", ".join(
                     f"{dm.get(name, name)} ({lang}) {n / c.ops:.1f}"
                     for (name, lang), n in c.calls.most_common() if n / c.ops >= min_per_op))
@@ -257,7 +340,7 @@ def run_core(core: str, profile: str, ops: int, img: Path) -> dict[str, Counts]:
     trace.unlink(missing_ok=True)
     res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out, timeout=1800,
                      icount=True, quiet_kvm=True,
-                     qemu_extra=["-d", "exec,nochain", "-dfilter", dfilter(sym), "-D", str(trace)])
+                     qemu_extra=["-d", "exec,nochain,in_asm", "-dfilter", dfilter(sym), "-D", str(trace)])
     sections, _ = parsers.parse_sections(res.results)
     sec = sections.get("crossings")
     if res.hang or res.timed_out or sec is None or sec.rc != 0:
@@ -290,12 +373,15 @@ def main(tree: Path, profile: str, ops: int) -> int:
     (outdir / "counts.json").write_text(json.dumps(
         {core: {w: {"ops": c.ops,
                     "calls": {f"{n}\t{lang}": v for (n, lang), v in c.calls.items()},
-                    "crossings": {f"{a}\t{b}\t{n}": v for (a, b, n), v in c.crossings.items()}}
+                    "crossings": {f"{a}\t{b}\t{n}": v for (a, b, n), v in c.crossings.items()},
+                    "insns": {f"{n}\t{lang}": v for (n, lang), v in c.insns.items()}}
                 for w, c in d.items()} for core, d in per_core.items()}, indent=1))
     (outdir / "calls.txt").write_text(details(per_core, calls=True) + "\n")
     print(table(per_core))
     print()
     print(details(per_core))
+    print()
+    print(insn_diff(per_core))
     print(f"\ncrossings: {len(WORKLOADS)} workloads, {ops} operations each, profiles "
           f"{profile}-c and {profile}-rust; counts in {outdir} (counts.json; calls.txt: every "
           f"function called per operation)")
