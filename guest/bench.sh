@@ -3,6 +3,7 @@
 B=/kh/bin/kh-bench
 N_PIPE=${KH_BENCH_PIPE:-5000}
 N_OPS=${KH_BENCH_OPS:-2000}
+N_SLOW=${KH_BENCH_SLOW_OPS:-200}
 
 # Every workload prints "KH-BENCH <name> <value>", or "KH-BENCH-FAIL <name> <why>" and the
 # round fails: the host requires every workload of bench.WORKLOADS from both cores.
@@ -45,6 +46,19 @@ bench_round() {
 	# 4/5: perf_event_open + close, read, enable/disable.
 	for w in open-task open-cpu-local open-cpu-remote open-group4 read enable-disable; do
 		$B "$w" "$N_OPS" || { echo "KH-BENCH-FAIL $w kh-bench exited $?"; fail=1; }
+	done
+	# 6: the paths of the coming slices, each with its floor: fork + exit with an
+	# inherited counter, exec with enable_on_exec/remove_on_exec counters, the swap of
+	# cloned contexts at a context switch, and rotation (multiplexing, the mux timer at
+	# 1 ms so that every 1 ms loop of kh-bench sees about one rotation).
+	echo 1 > /sys/bus/event_source/devices/test_hw_a/perf_event_mux_interval_ms ||
+		{ echo "KH-BENCH-FAIL multiplex cannot set test_hw_a's mux interval"; fail=1; }
+	for w in fork-inherit exec ctx-swap multiplex; do
+		n=$N_SLOW
+		[ "$w" = ctx-swap ] && n=$N_OPS
+		for v in "$w" "floor:$w"; do
+			$B "$v" "$n" || { echo "KH-BENCH-FAIL $v kh-bench exited $?"; fail=1; }
+		done
 	done
 	return $fail
 }

@@ -9,8 +9,23 @@
  *   open-group4    a group of 4 task events (one leader, three siblings)
  *   read           read() of an enabled task counter
  *   enable-disable PERF_EVENT_IOC_ENABLE + PERF_EVENT_IOC_DISABLE
+ *   fork-inherit   fork() + _exit() + waitpid() of a child that inherits a task counter
+ *                  (perf_event_init_task(), perf_event_exit_task(), the child's free)
+ *   exec           fork() + execve() + waitpid(): the child inherits a disabled
+ *                  enable_on_exec counter and a remove_on_exec counter, and its exec
+ *                  (perf_event_exec()) enables the one and removes the other
+ *   ctx-swap       a round trip over two pipes between this process and a child that
+ *                  inherited its counter, on one CPU: two context switches between
+ *                  tasks with equivalent (cloned) contexts, which
+ *                  perf_event_context_sched_out() swaps instead of scheduling out and in
+ *   multiplex      a busy loop of LOOP iterations (about 1 ms of guest time under
+ *                  icount) while 8 counters of the test PMU test_hw_a (4 counters per
+ *                  CPU) are open on this task: perf_mux_hrtimer rotates them
  *
- * Prints "KH-BENCH <workload> <ns/op>". Pinned to CPU 0.
+ * A workload named floor:<workload> is the same operation without any event (the
+ * fork, exec, round trip or loop alone).
+ *
+ * Prints "KH-BENCH <workload> <ns/op>". Pinned to CPU 0 (children inherit that).
  *
  * With KH_BENCH_MARK set, a sched_get_priority_min() just before the first and just
  * after the last operation marks them in QEMU's execution log (make crossings,
@@ -25,10 +40,92 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BATCH 50
+#define LOOP 250000
+#define MUX_EVENTS 8
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+/* fork(); the child runs @child (which must not return) and the parent waits for it. */
+static void fork_wait(void (*child)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (pid == 0)
+		child();
+	if (waitpid(pid, &status, 0) != pid)
+		die("waitpid");
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "child exited with status 0x%x\n", status);
+		exit(1);
+	}
+}
+
+static void child_exit(void)
+{
+	_exit(0);
+}
+
+static char *self_exe;
+
+static void child_exec(void)
+{
+	char *argv[] = { "kh-bench", "exit", NULL };
+
+	execv(self_exe, argv);
+	perror("execv");
+	_exit(1);
+}
+
+static void busy_loop(void)
+{
+	volatile long n;
+
+	for (n = 0; n < LOOP; n++)
+		;
+}
+
+/* The type of a PMU from sysfs. */
+static int pmu_type(const char *name)
+{
+	char path[256];
+	FILE *f;
+	int type;
+
+	snprintf(path, sizeof(path), "/sys/bus/event_source/devices/%s/type", name);
+	f = fopen(path, "r");
+	if (!f || fscanf(f, "%d", &type) != 1)
+		die(path);
+	fclose(f);
+	return type;
+}
+
+static void xwrite(int fd)
+{
+	char c = 0;
+
+	if (write(fd, &c, 1) != 1)
+		die("write");
+}
+
+static void xread(int fd)
+{
+	char c;
+
+	if (read(fd, &c, 1) != 1)
+		die("read");
+}
 
 static int perf_open(struct perf_event_attr *attr, pid_t pid, int cpu, int group)
 {
@@ -66,8 +163,26 @@ int main(int argc, char **argv)
 	double *avg;
 	uint64_t val;
 	cpu_set_t set;
-	int fd = -1, mark = getenv("KH_BENCH_MARK") != NULL;
+	int fd = -1, mark = getenv("KH_BENCH_MARK") != NULL, floor = 0;
+	int ping[2], pong[2], k, mux[MUX_EVENTS];
+	pid_t partner = -1;
+	const char *name = w;
 
+	/* The program the exec workload's child runs. */
+	if (!strcmp(w, "exit"))
+		return 0;
+	if (!strncmp(w, "floor:", 6)) {
+		floor = 1;
+		w += 6;
+		if (strcmp(w, "fork-inherit") && strcmp(w, "exec") && strcmp(w, "ctx-swap") &&
+		    strcmp(w, "multiplex")) {
+			fprintf(stderr, "no floor for workload '%s'\n", w);
+			return 2;
+		}
+	}
+	self_exe = realpath("/proc/self/exe", NULL);
+	if (!self_exe)
+		die("realpath /proc/self/exe");
 	if (batches < 1)
 		batches = 1;
 	avg = calloc(batches, sizeof(*avg));
@@ -89,6 +204,52 @@ int main(int argc, char **argv)
 
 	if (!strcmp(w, "read") || !strcmp(w, "enable-disable"))
 		fd = perf_open(&attr, 0, -1, -1);
+	if (!floor && (!strcmp(w, "fork-inherit") || !strcmp(w, "ctx-swap"))) {
+		attr.inherit = 1;
+		perf_open(&attr, 0, -1, -1);
+		attr.inherit = 0;
+	}
+	if (!floor && !strcmp(w, "exec")) {
+		attr.inherit = 1;
+		attr.disabled = 1;
+		attr.enable_on_exec = 1;
+		perf_open(&attr, 0, -1, -1);
+		attr.disabled = 0;
+		attr.enable_on_exec = 0;
+		attr.remove_on_exec = 1;
+		perf_open(&attr, 0, -1, -1);
+		attr.remove_on_exec = 0;
+		attr.inherit = 0;
+	}
+	if (!floor && !strcmp(w, "multiplex")) {
+		struct perf_event_attr hw;
+
+		memset(&hw, 0, sizeof(hw));
+		hw.size = sizeof(hw);
+		hw.type = pmu_type("test_hw_a");
+		hw.read_format = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
+		for (k = 0; k < MUX_EVENTS; k++)
+			mux[k] = perf_open(&hw, 0, -1, -1);
+	}
+	if (!strcmp(w, "ctx-swap")) {
+		if (pipe(ping) || pipe(pong))
+			die("pipe");
+		partner = fork();
+		if (partner < 0)
+			die("fork");
+		if (partner == 0) {
+			/* Answer every ping until the parent closes its end. */
+			char c;
+
+			close(ping[1]);
+			close(pong[0]);
+			while (read(ping[0], &c, 1) == 1)
+				xwrite(pong[1]);
+			_exit(0);
+		}
+		close(ping[0]);
+		close(pong[1]);
+	}
 	if (!strcmp(w, "open-cpu-remote") && ncpu < 2) {
 		fprintf(stderr, "open-cpu-remote needs 2 CPUs\n");
 		return 1;
@@ -128,6 +289,15 @@ int main(int argc, char **argv)
 					perror("PERF_EVENT_IOC_DISABLE");
 					return 1;
 				}
+			} else if (!strcmp(w, "fork-inherit")) {
+				fork_wait(child_exit);
+			} else if (!strcmp(w, "exec")) {
+				fork_wait(child_exec);
+			} else if (!strcmp(w, "ctx-swap")) {
+				xwrite(ping[1]);
+				xread(pong[0]);
+			} else if (!strcmp(w, "multiplex")) {
+				busy_loop();
 			} else {
 				fprintf(stderr, "unknown workload '%s'\n", w);
 				return 2;
@@ -137,7 +307,34 @@ int main(int argc, char **argv)
 	}
 	if (mark)
 		syscall(__NR_sched_get_priority_min, SCHED_OTHER);
+	if (!floor && !strcmp(w, "multiplex")) {
+		/* Every counter ran, and not all the time: they were rotated. */
+		uint64_t v[3];
+		int rotated = 0;
+
+		for (k = 0; k < MUX_EVENTS; k++) {
+			if (read(mux[k], v, sizeof(v)) != sizeof(v))
+				die("read test_hw_a");
+			if (!v[2]) {
+				fprintf(stderr, "multiplex: counter %d never ran\n", k);
+				return 1;
+			}
+			rotated |= v[2] < v[1];
+		}
+		if (!rotated) {
+			fprintf(stderr, "multiplex: every counter ran all the time: no rotation\n");
+			return 1;
+		}
+	}
+	if (partner > 0) {
+		int status;
+
+		close(ping[1]);
+		if (waitpid(partner, &status, 0) != partner || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			die("the ctx-swap partner");
+	}
 	qsort(avg, batches, sizeof(*avg), cmp);
-	printf("KH-BENCH %s %.1f\n", w, avg[batches / 2]);
+	printf("KH-BENCH %s %.1f\n", name, avg[batches / 2]);
 	return 0;
 }

@@ -21,14 +21,17 @@ from .common import KhError, cache_dir, log
 
 ARCH = "x86_64"
 UNITS = {"sched-pipe": "µs/op", "sched-pipe-threaded": "µs/op", "messaging": "ms"}
+# The rows of the coming slices' paths (guest/src/kh-bench.c), each with its floor.
+SLICE_ROWS = ["fork-inherit", "exec", "ctx-swap", "multiplex"]
 FLOORS = {"sched-pipe": "floor:sched-pipe", "sched-pipe-threaded": "floor:sched-pipe-threaded",
-          "messaging": "floor:messaging"}
+          "messaging": "floor:messaging", **{w: f"floor:{w}" for w in SLICE_ROWS}}
 
 
 # Every workload of guest/bench.sh: each must give a number on both cores in every round.
 WORKLOADS = ["sched-pipe", "sched-pipe-threaded", "floor:sched-pipe",
              "floor:sched-pipe-threaded", "messaging", "floor:messaging", "open-task",
-             "open-cpu-local", "open-cpu-remote", "open-group4", "read", "enable-disable"]
+             "open-cpu-local", "open-cpu-remote", "open-group4", "read", "enable-disable",
+             *[v for w in SLICE_ROWS for v in (w, f"floor:{w}")]]
 
 
 def parse_bench(text: str) -> tuple[dict[str, float], list[str]]:

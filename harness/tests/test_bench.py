@@ -26,8 +26,13 @@ class Bench(unittest.TestCase):
         from kh.common import REPO
         sh = (REPO / "guest" / "bench.sh").read_text()
         named = set(re.findall(r"^\s*emit (\S+)", sh, re.M))
-        loop = re.search(r"for w in ([^;]+);", sh).group(1).split()
-        self.assertEqual(sorted(named | set(loop)), sorted(bench.WORKLOADS))
+        loops = [m.split() for m in re.findall(r"for w in ([^;]+);", sh)]
+        self.assertEqual(len(loops), 2)
+        # The second loop runs each of its workloads and its floor.
+        self.assertEqual(loops[1], bench.SLICE_ROWS)
+        self.assertIn('for v in "$w" "floor:$w"', sh)
+        slice_rows = {v for w in loops[1] for v in (w, f"floor:{w}")}
+        self.assertEqual(sorted(named | set(loops[0]) | slice_rows), sorted(bench.WORKLOADS))
 
     def test_rows_ratio_spread_and_headline(self):
         res = {"c": {"sched-pipe": [10.0, 12.0, 11.0], "floor:sched-pipe": [5.0, 5.0, 5.0],
