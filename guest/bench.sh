@@ -4,6 +4,7 @@ B=/kh/bin/kh-bench
 N_PIPE=${KH_BENCH_PIPE:-5000}
 N_OPS=${KH_BENCH_OPS:-2000}
 N_SLOW=${KH_BENCH_SLOW_OPS:-200}
+N_MEM=${KH_BENCH_MEM_TASKS:-1000}
 
 # Every workload prints "KH-BENCH <name> <value>", or "KH-BENCH-FAIL <name> <why>" and the
 # round fails: the host requires every workload of bench.WORKLOADS from both cores.
@@ -60,6 +61,10 @@ bench_round() {
 			$B "$v" "$n" || { echo "KH-BENCH-FAIL $v kh-bench exited $?"; fail=1; }
 		done
 	done
+	# 7: memory, the same on both cores or the Rust core costs memory per object: the
+	# slab growth per task counter, each on its own task (one context, one epc, one
+	# event and its file each).
+	$B mem "$N_MEM" || { echo "KH-BENCH-FAIL mem-task-event kh-bench exited $?"; fail=1; }
 	return $fail
 }
 section bench bench_round

@@ -25,6 +25,11 @@
  * A workload named floor:<workload> is the same operation without any event (the
  * fork, exec, round trip or loop alone).
  *
+ *   mem            ITERATIONS children blocked on a pipe; the growth of the kernel's
+ *                  slab memory (/proc/meminfo Slab) when one task counter is opened on
+ *                  each (a context, an epc, the event and its file per child), printed
+ *                  as "KH-BENCH mem-task-event <bytes per event>"
+ *
  * Prints "KH-BENCH <workload> <ns/op>". Pinned to CPU 0 (children inherit that).
  *
  * With KH_BENCH_MARK set, a sched_get_priority_min() just before the first and just
@@ -47,6 +52,8 @@
 #define BATCH 50
 #define LOOP 250000
 #define MUX_EVENTS 8
+
+static int perf_open(struct perf_event_attr *attr, pid_t pid, int cpu, int group);
 
 static void die(const char *what)
 {
@@ -109,6 +116,67 @@ static int pmu_type(const char *name)
 		die(path);
 	fclose(f);
 	return type;
+}
+
+/* The Slab line of /proc/meminfo, in kB. */
+static long slab_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		die("/proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Slab: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	if (kb < 0) {
+		fprintf(stderr, "no Slab line in /proc/meminfo\n");
+		exit(1);
+	}
+	return kb;
+}
+
+/*
+ * @n children blocked on a pipe, one task counter opened on each: the slab growth per
+ * counter. Everything is closed and reaped before it returns.
+ */
+static int mem_per_task_event(struct perf_event_attr *attr, long n)
+{
+	int gate[2], status;
+	pid_t *kids = calloc(n, sizeof(*kids));
+	int *fds = calloc(n, sizeof(*fds));
+	long i, before, after;
+	char c;
+
+	if (!kids || !fds || pipe(gate))
+		die("mem setup");
+	for (i = 0; i < n; i++) {
+		kids[i] = fork();
+		if (kids[i] < 0)
+			die("fork");
+		if (kids[i] == 0) {
+			close(gate[1]);
+			/* Blocks until the parent closes its end. */
+			_exit(read(gate[0], &c, 1) != 0);
+		}
+	}
+	/* Let the children settle (their first allocations after fork). */
+	sleep(1);
+	before = slab_kb();
+	for (i = 0; i < n; i++)
+		fds[i] = perf_open(attr, kids[i], -1, -1);
+	after = slab_kb();
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	close(gate[1]);
+	for (i = 0; i < n; i++)
+		if (waitpid(kids[i], &status, 0) != kids[i] || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			die("a mem child");
+	printf("KH-BENCH mem-task-event %.1f\n", (after - before) * 1024.0 / n);
+	return 0;
 }
 
 static void xwrite(int fd)
@@ -250,6 +318,8 @@ int main(int argc, char **argv)
 		close(ping[0]);
 		close(pong[1]);
 	}
+	if (!strcmp(w, "mem"))
+		return mem_per_task_event(&attr, iters);
 	if (!strcmp(w, "open-cpu-remote") && ncpu < 2) {
 		fprintf(stderr, "open-cpu-remote needs 2 CPUs\n");
 		return 1;

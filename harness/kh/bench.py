@@ -20,7 +20,8 @@ from . import build, guest, parsers, rootfs, suites
 from .common import KhError, cache_dir, log
 
 ARCH = "x86_64"
-UNITS = {"sched-pipe": "µs/op", "sched-pipe-threaded": "µs/op", "messaging": "ms"}
+UNITS = {"sched-pipe": "µs/op", "sched-pipe-threaded": "µs/op", "messaging": "ms",
+         "mem-task-event": "B/event"}
 # The rows of the coming slices' paths (guest/src/kh-bench.c), each with its floor.
 SLICE_ROWS = ["fork-inherit", "exec", "ctx-swap", "multiplex"]
 FLOORS = {"sched-pipe": "floor:sched-pipe", "sched-pipe-threaded": "floor:sched-pipe-threaded",
@@ -31,7 +32,7 @@ FLOORS = {"sched-pipe": "floor:sched-pipe", "sched-pipe-threaded": "floor:sched-
 WORKLOADS = ["sched-pipe", "sched-pipe-threaded", "floor:sched-pipe",
              "floor:sched-pipe-threaded", "messaging", "floor:messaging", "open-task",
              "open-cpu-local", "open-cpu-remote", "open-group4", "read", "enable-disable",
-             *[v for w in SLICE_ROWS for v in (w, f"floor:{w}")]]
+             *[v for w in SLICE_ROWS for v in (w, f"floor:{w}")], "mem-task-event"]
 
 
 def parse_bench(text: str) -> tuple[dict[str, float], list[str]]:

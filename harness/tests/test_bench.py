@@ -32,6 +32,9 @@ class Bench(unittest.TestCase):
         self.assertEqual(loops[1], bench.SLICE_ROWS)
         self.assertIn('for v in "$w" "floor:$w"', sh)
         slice_rows = {v for w in loops[1] for v in (w, f"floor:{w}")}
+        # kh-bench mem prints the mem-task-event row.
+        self.assertIn('$B mem "$N_MEM"', sh)
+        slice_rows.add("mem-task-event")
         self.assertEqual(sorted(named | set(loops[0]) | slice_rows), sorted(bench.WORKLOADS))
 
     def test_rows_ratio_spread_and_headline(self):
