@@ -20,6 +20,12 @@ from . import build, guest, parsers, rootfs, suites
 from .common import KhError, cache_dir, log
 
 ARCH = "x86_64"
+# The bench kernels carry the KUnit suites (common.config), and the Rust core's open CPU
+# kernel counters, which link the embedded per-CPU epc of their PMU into a CPU context for
+# good (as any first CPU event does, on either core): the Rust kernel would then walk a
+# longer CPU-context epc list in every ctx_resched() and sched in than the C kernel. The
+# suites do not run when measuring, so both kernels start in the same state.
+BENCH_CMDLINE = "kunit.enable=0"
 UNITS = {"sched-pipe": "µs/op", "sched-pipe-threaded": "µs/op", "messaging": "ms",
          "mem-task-event": "B/event"}
 # The rows of the coming slices' paths (guest/src/kh-bench.c), each with its floor.
@@ -159,7 +165,8 @@ def run(tree: Path, rounds: int, modes: list[str]) -> int:
             for core in order:
                 out = cache_dir() / "results" / f"bench-{mode}-{core}"
                 res = guest.boot(kernels[core], img, payload, out, timeout=900,
-                                 icount=(mode == "icount"), quiet_kvm=True)
+                                 icount=(mode == "icount"), quiet_kvm=True,
+                                 cmdline=BENCH_CMDLINE)
                 sections, _ = parsers.parse_sections(res.results)
                 sec = sections.get("bench")
                 vals, problems = parse_bench(sec.text) if sec else ({}, ["no bench section"])

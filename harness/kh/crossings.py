@@ -37,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import build, guest, parsers, rootfs, suites
+from . import bench, build, guest, parsers, rootfs, suites
 from .common import KhError, cache_dir, log, run, versions
 
 ARCH = "x86_64"
@@ -339,7 +339,7 @@ def run_core(core: str, profile: str, ops: int, img: Path) -> dict[str, Counts]:
     out.mkdir(parents=True, exist_ok=True)
     trace.unlink(missing_ok=True)
     res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out, timeout=1800,
-                     icount=True, quiet_kvm=True,
+                     icount=True, quiet_kvm=True, cmdline=bench.BENCH_CMDLINE,
                      qemu_extra=["-d", "exec,nochain,in_asm", "-dfilter", dfilter(sym), "-D", str(trace)])
     sections, _ = parsers.parse_sections(res.results)
     sec = sections.get("crossings")

@@ -234,7 +234,7 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
          live: bool = False, smp: int = 2, mem: str = "2G",
          icount: bool = False, quiet_kvm: bool = False, arch: str = "x86_64",
          cpu: str = "max", no_progress: float = NO_PROGRESS,
-         qemu_extra: list[str] | tuple = ()) -> GuestResult:
+         qemu_extra: list[str] | tuple = (), cmdline: str = "") -> GuestResult:
     outdir.mkdir(parents=True, exist_ok=True)
     con, res = outdir / "console.log", outdir / "results.log"
     for f in (con, res):
@@ -266,7 +266,7 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
         channels = [*console_ch.qemu_args(), "-serial", f"file:{res}"]
     cmd = [QEMU[arch], *accel, "-smp", str(smp), "-m", mem, "-display", "none",
            "-monitor", "none", "-no-reboot", "-kernel", str(kernel),
-           "-append", f"{CONSOLE[arch]} {CMDLINE}",
+           "-append", f"{CONSOLE[arch]} {CMDLINE}" + (f" {cmdline}" if cmdline else ""),
            "-drive", f"file={rootfs},if=virtio,format=raw,snapshot=on",
            "-drive", f"file={payload},if=virtio,format=raw,snapshot=on",
            *channels, *qemu_extra]
