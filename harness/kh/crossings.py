@@ -54,11 +54,13 @@ EVENTS_DIR = "kernel/events"
 # one (it shows when an RCU callback that a helper queued runs C).
 CROSSINGS = {("c", "rust"), ("rust", "c"), ("rust", "helper")}
 # QEMU 7.2's CPU_LOG_EXEC line: "Trace <cpu>: <host ptr> [<cs_base>/<pc>/<flags>/<cflags>] ..."
-TRACE_RE = re.compile(r"^Trace (\d+): (?:0x)?[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
-# -d in_asm: "IN: <symbol>", then one "0x<pc>:  <insn>" line per guest instruction, then a
-# blank line.
+TRACE_RE = re.compile(r"^Trace (\d+): (?:0x)?[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/([0-9a-f]+)\]")
+# -d in_asm: "IN: <symbol>", then one "0x<pc>:  <bytes>  <insn>" line per guest instruction,
+# then a blank line. An instruction longer than 8 bytes continues on a line of bytes only,
+# which is not an instruction.
 IN_RE = re.compile(r"^IN:")
-INSN_RE = re.compile(r"^0x([0-9a-f]+):")
+INSN_RE = re.compile(r"^0x([0-9a-f]+):\s+(.*)$")
+BYTE_RE = re.compile(r"[0-9a-f]{2}")
 
 
 @dataclass
@@ -178,7 +180,12 @@ def count(log_lines, sym: Symbols, workloads: list[str], ops: int) -> dict[str, 
     prev: dict[str, str] = {}
     cache: dict[int, str] = {}
     fcache: dict[int, tuple[str, str]] = {}
-    tb_size: dict[int, int] = {}    # block pc -> instructions of its last translation
+    # (block pc, cflags) -> instructions of its last translation. A block is translated again
+    # with other cflags (e.g. cut short at the end of an icount budget) while the cached one
+    # stays valid, so a listing belongs to the cflags of the first execution of its pc after
+    # it, which is that translation's (QEMU runs a block right after translating it).
+    tb_size: dict[tuple[int, str], int] = {}
+    pending: dict[int, int] = {}    # pc -> size of a listing not executed yet
     tb_pc: int | None = None        # the block being read from an in_asm listing
     in_listing = False
     for line in log_lines:
@@ -187,8 +194,9 @@ def count(log_lines, sym: Symbols, workloads: list[str], ops: int) -> dict[str, 
             if mi:
                 if tb_pc is None:
                     tb_pc = int(mi.group(1), 16)
-                    tb_size[tb_pc] = 0
-                tb_size[tb_pc] += 1
+                    pending[tb_pc] = 0
+                if not all(BYTE_RE.fullmatch(t) for t in mi.group(2).split()):
+                    pending[tb_pc] += 1
                 continue
             if not line.strip():
                 in_listing = False
@@ -199,7 +207,9 @@ def count(log_lines, sym: Symbols, workloads: list[str], ops: int) -> dict[str, 
         m = TRACE_RE.match(line)
         if not m:
             continue
-        cpu, pc = m.group(1), int(m.group(2), 16)
+        cpu, pc, cflags = m.group(1), int(m.group(2), 16), m.group(3)
+        if pc in pending:
+            tb_size[(pc, cflags)] = pending.pop(pc)
         if pc == sym.marker:
             marks += 1
             if marks > 2 * len(workloads):
@@ -214,7 +224,7 @@ def count(log_lines, sym: Symbols, workloads: list[str], ops: int) -> dict[str, 
         lang = language_of(sym, pc, cache)
         if cur is not None:
             cur.blocks += 1
-            size = tb_size.get(pc)
+            size = tb_size.get((pc, cflags))
             if size is None:
                 cur.untranslated += 1
             else:

@@ -4,8 +4,8 @@ from kh import crossings
 from kh.common import KhError
 
 
-def line(cpu, pc):
-    return f"Trace {cpu}: 0x7f00deadbeef [00000000/{pc:016x}/00000000/ff020000] \n"
+def line(cpu, pc, cflags="ff020000"):
+    return f"Trace {cpu}: 0x7f00deadbeef [00000000/{pc:016x}/00000000/{cflags}] \n"
 
 
 def listing(pc, n):
@@ -55,6 +55,26 @@ class Count(unittest.TestCase):
                + [line(0, 0x1000), line(0, 0x9000)])
         got = crossings.count(log, self.SYM, ["read"], 1)["read"]
         self.assertEqual(got.insns, {("perf_read", "c"): 4})
+
+    def test_long_instruction_continues_on_a_line_of_bytes(self):
+        # QEMU prints 8 bytes per line: a 10-byte movabs continues on a line of bytes only.
+        listed = ["----------------\n", "IN: \n",
+                  "0xffffffff81001000:  48 b8 00 00 00 00 04 00  movabsq  $0x1, %rax\n",
+                  "0xffffffff81001008:  00 02\n",
+                  "0xffffffff8100100a:  c3                       retq     \n", "\n"]
+        sym = crossings.Symbols(start={0xffffffff81001000: ("f", "c")}, ranges=[],
+                                marker=0x9000, sorted_starts=[0xffffffff81001000])
+        log = listed + [line(0, 0x9000), line(0, 0xffffffff81001000), line(0, 0x9000)]
+        got = crossings.count(log, sym, ["read"], 1)["read"]
+        self.assertEqual(got.insns, {("f", "c"): 2})
+
+    def test_a_cut_translation_keeps_its_own_cflags(self):
+        # An icount cut retranslates 0x1000 with 1 instruction and other cflags, runs it once;
+        # the cached full block (3 instructions) runs on afterwards.
+        log = (TRANSLATED + [line(0, 0x9000), line(0, 0x1000)] + listing(0x1000, 1)
+               + [line(0, 0x1000, "ff020001"), line(0, 0x1000), line(0, 0x9000)])
+        got = crossings.count(log, self.SYM, ["read"], 1)["read"]
+        self.assertEqual(got.insns, {("perf_read", "c"): 3 + 1 + 3})
 
     def test_blocks_without_translation_fail(self):
         with self.assertRaises(KhError) as e:
