@@ -58,6 +58,17 @@ pub(crate) unsafe extern "C" fn get_ctx(ctx: *mut bindings::perf_event_context) 
 /// be called with `ctx->lock` held.
 #[export]
 pub(crate) unsafe extern "C" fn put_ctx(ctx: *mut bindings::perf_event_context) {
+    // SAFETY: Forwarded from the caller.
+    unsafe { put(ctx) }
+}
+
+/// [`put_ctx`] for the Rust callers ([`CtxRef`]'s drop), inlined into them.
+///
+/// # Safety
+///
+/// As for [`put_ctx`].
+#[inline(always)]
+pub(crate) unsafe fn put(ctx: *mut bindings::perf_event_context) {
     // SAFETY: Forwarded from the caller; `free_ctx` releases a context allocated by
     // `alloc_perf_context`, the only allocator of contexts whose count can reach zero.
     unsafe { put_ctx_with(ctx, free_ctx) }
@@ -70,25 +81,17 @@ pub(crate) unsafe extern "C" fn put_ctx(ctx: *mut bindings::perf_event_context) 
 ///
 /// As for [`put_ctx`]; in addition `free` must be sound to call from RCU callback context on the
 /// `rcu_head` of a context whose count reached zero.
+///
+/// Inlined into its callers (the exported [`put_ctx`] and [`put`]): all but the last
+/// reference is one decrement and a check, as C's `put_ctx()` is in its callers; the release of
+/// the last reference is [`release_ctx`], out of line.
+#[inline]
 pub(crate) unsafe fn put_ctx_with(ctx: *mut bindings::perf_event_context, free: CtxFreeFn) {
     // SAFETY: The caller guarantees that `ctx` is valid and that it owns a reference.
     let count = unsafe { refcount(ctx) };
     if count.dec_and_test() {
-        // The last reference: nobody else can reach `ctx` any more but RCU readers, which only
-        // read it and try (and fail) to take a reference.
-        // SAFETY: `ctx` is valid until the RCU callback runs.
-        let (parent, task) = unsafe { ((*ctx).parent_ctx, (*ctx).task) };
-        if !parent.is_null() {
-            // SAFETY: A child context owns a reference on its parent, which is dropped here.
-            unsafe { put_ctx_with(parent, free) };
-        }
-        if !task.is_null() && task != TASK_TOMBSTONE {
-            // SAFETY: A live task context owns a reference on its task (`alloc_perf_context`).
-            unsafe { bindings::put_task_struct(task) };
-        }
-        // SAFETY: The context is unreachable but for RCU readers, its `rcu_head` is not queued
-        // (the count reaches zero once) and stays valid until `free` releases the context.
-        unsafe { rcu::call_rcu_raw(&raw mut (*ctx).callback_head, free) };
+        // SAFETY: That was the last reference, and `free` is sound (both from the caller).
+        unsafe { release_ctx(ctx, free) };
     } else {
         // Pairs with `wait_var_event()` in `perf_event_exit_task_context()`: the decrement above
         // is ordered before the read of `ctx->task` below.
@@ -102,6 +105,33 @@ pub(crate) unsafe fn put_ctx_with(ctx: *mut bindings::perf_event_context, free: 
             unsafe { bindings::wake_up_var((&raw mut (*ctx).refcount).cast()) };
         }
     }
+}
+
+/// Releases the context whose last reference [`put_ctx_with`] dropped: the parent's and the
+/// task's references now, the memory after a grace period.
+///
+/// # Safety
+///
+/// `ctx`'s count must just have reached zero, and `free` must be sound to call from RCU callback
+/// context on its `rcu_head`.
+#[cold]
+#[inline(never)]
+unsafe fn release_ctx(ctx: *mut bindings::perf_event_context, free: CtxFreeFn) {
+    // The last reference: nobody else can reach `ctx` any more but RCU readers, which only read
+    // it and try (and fail) to take a reference.
+    // SAFETY: `ctx` is valid until the RCU callback runs.
+    let (parent, task) = unsafe { ((*ctx).parent_ctx, (*ctx).task) };
+    if !parent.is_null() {
+        // SAFETY: A child context owns a reference on its parent, which is dropped here.
+        unsafe { put_ctx_with(parent, free) };
+    }
+    if !task.is_null() && task != TASK_TOMBSTONE {
+        // SAFETY: A live task context owns a reference on its task (`alloc_perf_context`).
+        unsafe { bindings::put_task_struct(task) };
+    }
+    // SAFETY: The context is unreachable but for RCU readers, its `rcu_head` is not queued (the
+    // count reaches zero once) and stays valid until `free` releases the context.
+    unsafe { rcu::call_rcu_raw(&raw mut (*ctx).callback_head, free) };
 }
 
 /// Releases a context after its grace period. C: `free_ctx()`.
@@ -145,14 +175,12 @@ pub(crate) unsafe extern "C" fn __perf_event_init_context(ctx: *mut bindings::pe
             static_lock_class!().as_ptr(),
         );
         bindings::INIT_LIST_HEAD(&raw mut (*ctx).pmu_ctx_list);
-        for groups in [
-            &raw mut (*ctx).pinned_groups,
-            &raw mut (*ctx).flexible_groups,
-        ] {
-            // C: perf_event_groups_init(), `RB_ROOT` is the empty tree.
-            (*groups).tree.rb_node = core::ptr::null_mut();
-            (*groups).index = 0;
-        }
+        // C: perf_event_groups_init(), `RB_ROOT` is the empty tree. (Spelled out: a loop over
+        // an array of the two is not unrolled, and calls `ExactSizeIterator::len()`.)
+        (*ctx).pinned_groups.tree.rb_node = core::ptr::null_mut();
+        (*ctx).pinned_groups.index = 0;
+        (*ctx).flexible_groups.tree.rb_node = core::ptr::null_mut();
+        (*ctx).flexible_groups.index = 0;
         bindings::INIT_LIST_HEAD(&raw mut (*ctx).event_list);
         refcount(ctx).set(1);
     }
@@ -164,6 +192,7 @@ pub(crate) unsafe extern "C" fn __perf_event_init_context(ctx: *mut bindings::pe
 /// # Safety
 ///
 /// `task` must be NULL or point to a task on which the caller holds a reference.
+#[inline]
 pub(crate) unsafe fn alloc_ctx(task: *mut bindings::task_struct) -> Result<CtxRef> {
     let ctx =
         KBox::<bindings::perf_event_context>::new_uninit(flags::GFP_KERNEL | flags::__GFP_ZERO)?;

@@ -170,6 +170,7 @@ impl NewEpc {
 /// Finds the epc of `pmu` in a task context or links `new` as it, taking a reference; releases
 /// `ctx->lock` and then frees `new` if it was not needed. The second half of C's
 /// `find_get_pmu_context()`.
+#[inline]
 fn find_get_task<P: Modify>(
     locked: P,
     pmu: *mut bindings::pmu,
@@ -210,6 +211,7 @@ fn find_get_task<P: Modify>(
 
 /// Takes a reference on the per-CPU epc `epc` of a CPU context, linking it on first use with the
 /// PMU's extra reference. The first half of C's `find_get_pmu_context()`; cannot fail.
+#[inline]
 fn find_get_cpu<P: Modify>(locked: P, epc: &Epc) -> *mut bindings::perf_event_pmu_context {
     let ctx = locked.ctx().as_raw();
     if epc.ctx_ptr(&locked).is_null() {
@@ -249,6 +251,7 @@ impl<'a> Access<'a> {
     ///
     /// The caller holds `ctx->mutex`, or `ctx` is a child context being filled by
     /// `perf_event_init_task()` that nothing else can reach.
+    #[inline]
     unsafe fn of_c_caller(ctx: &'a Ctx) -> Option<Self> {
         // Decided from the mutex's owner, not from whether it is locked: another task holding
         // it must not pass for us. An unpublished context's mutex is not locked by anybody,
@@ -396,6 +399,9 @@ pub(crate) unsafe extern "C" fn put_pmu_ctx(epc: *mut bindings::perf_event_pmu_c
 /// # Safety
 ///
 /// As for [`put_pmu_ctx`]; `free` must release what the matching C callbacks release.
+// `always`: with the KUnit suites' callers, LLVM keeps it out of line otherwise, and the exported
+// `put_pmu_ctx()` becomes a jump to it.
+#[inline(always)]
 pub(crate) unsafe fn put_pmu_ctx_with(epc: *mut bindings::perf_event_pmu_context, free: EpcFree) {
     // SAFETY: The caller's reference keeps `epc` linked, so `epc->ctx` is set and stable, and
     // keeps the context alive.

@@ -46,9 +46,13 @@ impl EventCtxLocked {
     /// Locks the current context of `event`, with the lockdep subclass `nesting` for its mutex.
     /// C: `perf_event_ctx_lock_nested()`. It may sleep.
     ///
+    /// Inlined: each exported entry point below is then one function, as C's
+    /// `perf_event_ctx_lock_nested()` is.
+    ///
     /// # Safety
     ///
     /// `event` must be valid, and the caller must keep it alive (it holds a reference on it).
+    #[inline]
     pub(crate) unsafe fn lock(event: *mut bindings::perf_event, nesting: u32) -> Self {
         loop {
             let rcu = rcu::read_lock();
@@ -110,6 +114,7 @@ impl EventCtxLocked {
 }
 
 impl Drop for EventCtxLocked {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant the current task holds the mutex; adopting it into a
         // guard and dropping that unlocks it. The reference (`this`) is dropped after this.

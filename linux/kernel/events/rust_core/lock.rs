@@ -596,7 +596,7 @@ impl Drop for CtxRef {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant, the reference is ours to drop.
-        unsafe { crate::ctx::put_ctx(self.0.as_ptr()) };
+        unsafe { crate::ctx::put(self.0.as_ptr()) };
     }
 }
 

@@ -75,6 +75,7 @@ impl TaskCtxLocked {
 
     /// Releases `ctx->lock` and restores interrupts, then drops the parent's reference if
     /// [`unclone`](Self::unclone) took one; returns the context's reference.
+    #[inline]
     pub(crate) fn unlock(self) -> CtxRef {
         let Self {
             lock,
@@ -114,6 +115,9 @@ unsafe fn ctxp(task: *mut bindings::task_struct) -> *mut *mut bindings::perf_eve
 /// # Safety
 ///
 /// `task` must be a valid task on which the caller holds a reference.
+// `always`: three call sites, and LLVM keeps one out-of-line copy with `#[inline]` alone (C's
+// `perf_lock_task_context()` is inlined into its two callers).
+#[inline(always)]
 pub(crate) unsafe fn perf_lock_task_context(
     task: *mut bindings::task_struct,
 ) -> Option<TaskCtxLocked> {
