@@ -19,6 +19,7 @@
 //! them over explicitly at the boundary.
 
 use crate::lock::{Ctx, CtxRef, MutexHeld};
+use core::mem::ManuallyDrop;
 use kernel::{bindings, prelude::*, sync::lock::Guard, sync::rcu};
 
 /// `ctx->mutex` held and a reference owned on an event's current context. Dropping it unlocks
@@ -26,9 +27,11 @@ use kernel::{bindings, prelude::*, sync::lock::Guard, sync::rcu};
 ///
 /// # Invariants
 ///
-/// The current task holds `this`'s `ctx->mutex`.
+/// The current task holds `this`'s `ctx->mutex`, and `this` owns a reference that only `Drop`
+/// drops (`ManuallyDrop`: so that the put is inlined there rather than left to the drop glue of
+/// [`CtxRef`], which LLVM keeps out of line).
 pub(crate) struct EventCtxLocked {
-    this: CtxRef,
+    this: ManuallyDrop<CtxRef>,
 }
 
 /// `READ_ONCE(event->ctx)`.
@@ -75,7 +78,9 @@ impl EventCtxLocked {
             // The mutex stays held: from here on the value owns it.
             core::mem::forget(guard);
             // INVARIANT: The mutex of `this` is held by the current task.
-            return Self { this };
+            return Self {
+                this: ManuallyDrop::new(this),
+            };
         }
     }
 
@@ -108,7 +113,7 @@ impl EventCtxLocked {
         // INVARIANT: Guaranteed by the caller.
         Self {
             // SAFETY: Guaranteed by the caller.
-            this: unsafe { CtxRef::from_raw(ctx) },
+            this: ManuallyDrop::new(unsafe { CtxRef::from_raw(ctx) }),
         }
     }
 }
@@ -117,8 +122,12 @@ impl Drop for EventCtxLocked {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: By the type invariant the current task holds the mutex; adopting it into a
-        // guard and dropping that unlocks it. The reference (`this`) is dropped after this.
+        // guard and dropping that unlocks it.
         drop(unsafe { Guard::new(self.this.ctx().mutex(), ()) });
+        // SAFETY: `this` is not used again; its reference is dropped here, after the unlock.
+        let ctx = unsafe { ManuallyDrop::take(&mut self.this) }.into_raw();
+        // SAFETY: The reference that `this` owned.
+        unsafe { crate::ctx::put(ctx) };
     }
 }
 
