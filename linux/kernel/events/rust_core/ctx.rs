@@ -7,12 +7,12 @@
 //!
 //! A context allocated here is owned by its reference count from then on: there is no Rust owner
 //! type, because C code passes `struct perf_event_context *` around and takes and drops
-//! references itself. The memory comes from the kmalloc allocator ([`KBox`]) zeroed, as C's
-//! `kzalloc_obj()`, and goes back to it in [`free_ctx`] after a grace period.
+//! references itself. The memory comes from C's own `kzalloc_obj(struct perf_event_context)`
+//! (the helper `perf_alloc_context()`, so the same kmalloc cache and fast path as C) and goes
+//! back with `kfree()` in [`free_ctx`] after a grace period.
 
 use crate::lock::{Ctx, CtxRef, TASK_TOMBSTONE};
 use kernel::{
-    alloc::flags,
     bindings,
     prelude::*,
     static_lock_class,
@@ -144,9 +144,8 @@ unsafe extern "C" fn free_ctx(head: *mut bindings::callback_head) {
     // SAFETY: `head` is the `rcu_head` field of a `perf_event_context` (bindgen sees it as
     // `callback_head`: `rcu_head` is a macro for it).
     let ctx = unsafe { kernel::container_of!(head, bindings::perf_event_context, callback_head) };
-    // SAFETY: The context was allocated as a `KBox` by `alloc_perf_context` and leaked; this is
-    // its only release.
-    drop(unsafe { KBox::from_raw(ctx) });
+    // SAFETY: The context came from `kzalloc()` in `alloc_ctx`; this is its only release.
+    unsafe { bindings::kfree(ctx.cast()) };
 }
 
 /// Initialises the locks, lists, group trees and reference count (1) of `ctx`.
@@ -194,11 +193,12 @@ pub(crate) unsafe extern "C" fn __perf_event_init_context(ctx: *mut bindings::pe
 /// `task` must be NULL or point to a task on which the caller holds a reference.
 #[inline]
 pub(crate) unsafe fn alloc_ctx(task: *mut bindings::task_struct) -> Result<CtxRef> {
-    let ctx =
-        KBox::<bindings::perf_event_context>::new_uninit(flags::GFP_KERNEL | flags::__GFP_ZERO)?;
-    // The fields are initialised below and by C through the pointer, so the box is leaked now;
-    // its only release is `free_ctx`.
-    let ctx = KBox::into_raw(ctx).cast::<bindings::perf_event_context>();
+    // SAFETY: No precondition (`GFP_KERNEL`: the caller may sleep, as for C's `kzalloc()`). The
+    // memory is released only by `free_ctx`, after the last `put_ctx()`.
+    let ctx = unsafe { bindings::perf_alloc_context() };
+    if ctx.is_null() {
+        return Err(ENOMEM);
+    }
     // SAFETY: `ctx` is zeroed memory of the right size and alignment (all-zero is a valid
     // `perf_event_context`, as with C's `kzalloc()`), and nothing else knows of it yet.
     unsafe { __perf_event_init_context(ctx) };

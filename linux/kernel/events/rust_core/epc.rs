@@ -26,8 +26,8 @@
 
 use crate::lock::{Ctx, LastRef, Modify, MutexHeld, Read, Unpublished};
 use crate::warn_on_once;
+use core::ptr::NonNull;
 use kernel::{
-    alloc::flags,
     bindings,
     prelude::*,
     sync::{
@@ -151,19 +151,41 @@ pub(crate) unsafe extern "C" fn __perf_init_event_pmu_context(
 }
 
 /// A new, unpublished task PMU context, allocated before `ctx->lock` is taken.
-pub(crate) struct NewEpc(KBox<bindings::perf_event_pmu_context>);
+///
+/// The memory comes from C's own `kzalloc_obj(*epc)` (the helper `perf_alloc_pmu_context()`:
+/// the same kmalloc cache and fast path as C) and goes back with `kfree()`: here if the epc is
+/// not needed, in [`free_epc_rcu`] once linked.
+///
+/// # Invariants
+///
+/// The pointer is an initialised epc from `perf_alloc_pmu_context()` that nothing else knows of.
+pub(crate) struct NewEpc(NonNull<bindings::perf_event_pmu_context>);
 
 impl NewEpc {
     /// Allocates and initialises an epc for `pmu` (zeroed, like C's `kzalloc_obj()`).
     pub(crate) fn new(pmu: *mut bindings::pmu) -> Result<Self> {
-        let b = KBox::<bindings::perf_event_pmu_context>::new_uninit(
-            flags::GFP_KERNEL | flags::__GFP_ZERO,
-        )?;
-        // SAFETY: All-zero is a valid `perf_event_pmu_context` (C allocates it with kzalloc).
-        let mut b = unsafe { b.assume_init() };
-        // SAFETY: The box is exclusively ours; the PMU outlives its events' epcs.
-        unsafe { __perf_init_event_pmu_context(&mut *b, pmu) };
-        Ok(Self(b))
+        // SAFETY: No precondition (`GFP_KERNEL`: the caller may sleep, as for C's `kzalloc()`).
+        let epc = NonNull::new(unsafe { bindings::perf_alloc_pmu_context() }).ok_or(ENOMEM)?;
+        // SAFETY: Zeroed memory of the right size and alignment (all-zero is a valid
+        // `perf_event_pmu_context`), exclusively ours; the PMU outlives its events' epcs.
+        unsafe { __perf_init_event_pmu_context(epc.as_ptr(), pmu) };
+        // INVARIANT: Allocated by the helper and initialised above; only `Self` knows of it.
+        Ok(Self(epc))
+    }
+
+    /// Gives the epc up to the context it is linked on: its last `put_pmu_ctx()` frees it.
+    #[inline]
+    fn into_raw(self) -> *mut bindings::perf_event_pmu_context {
+        core::mem::ManuallyDrop::new(self).0.as_ptr()
+    }
+}
+
+impl Drop for NewEpc {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the epc came from `kzalloc()` and nothing else knows of
+        // it, so nothing uses it after this.
+        unsafe { bindings::kfree(self.0.as_ptr().cast()) };
     }
 }
 
@@ -197,7 +219,7 @@ fn find_get_task<P: Modify>(
         Some(epc) => (epc, Some(new)),
         None => {
             // From here on the epc belongs to the context: the last `put_pmu_ctx()` frees it.
-            let raw = KBox::into_raw(new.0);
+            let raw = new.into_raw();
             // SAFETY: Just leaked, valid.
             link_before(&locked, unsafe { Epc::from_raw(raw) }, pos);
             (raw, None)
@@ -350,8 +372,9 @@ unsafe extern "C" fn free_epc_rcu(head: *mut bindings::callback_head) {
     // SAFETY: `head` is the `rcu_head` (bindgen: `callback_head`) of an epc.
     let epc =
         unsafe { kernel::container_of!(head, bindings::perf_event_pmu_context, callback_head) };
-    // SAFETY: The epc was allocated as a `KBox` by `NewEpc` and leaked when linked.
-    drop(unsafe { KBox::from_raw(epc) });
+    // SAFETY: The epc came from `kzalloc()` in `NewEpc::new` and was given up when linked;
+    // this is its only release.
+    unsafe { bindings::kfree(epc.cast()) };
 }
 
 /// RCU callback that frees the per-CPU cpc embedding an epc. C: `free_cpc_rcu()`.
@@ -434,6 +457,7 @@ pub(crate) unsafe fn put_pmu_ctx_with(epc: *mut bindings::perf_event_pmu_context
 mod tests {
     use super::*;
     use crate::ctx::{alloc_perf_context, put_ctx};
+    use kernel::alloc::flags;
     use kernel::sync::atomic::Atomic;
 
     static FREED_EPC: Atomic<usize> = Atomic::new(0);
