@@ -8,7 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .common import REPO, KhError, Stamp, cache_dir, hash_paths, log, run, versions
+from .common import REPO, KhError, Stamp, cache_dir, hash_paths, log, run, took, versions
 from .toolchain import ensure_path
 
 CONFIGS = REPO / "configs"
@@ -181,6 +181,7 @@ def build(tree: Path, arch: str, profile: str, targets=None, extra=(),
         tail = logf.read_text().splitlines()[-60:]
         raise KhError(f"kernel build {odir.name} failed (log {logf}):\n" + "\n".join(tail))
     log(f"built {odir.name} {' '.join(targets)} in {dt:.0f}s")
+    took(f"build {odir.name}", dt)
     return odir
 
 

@@ -38,6 +38,21 @@ def log(msg: str) -> None:
     print(f"[kh {time.monotonic() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
+# Where a run's time went: (step, seconds) of every step that took long (toolchain, kernel
+# builds, rootfs, guests), in the order they ended; `make test` prints them just above its
+# summary line, so that CI's tail says which step made a run slow.
+STEPS: list[tuple[str, float]] = []
+
+
+def took(step: str, secs: float) -> None:
+    STEPS.append((step, secs))
+
+
+def steps_line() -> str:
+    """The steps of 5 s or more (an incremental step is not worth a word)."""
+    return "times: " + ", ".join(f"{s} {t:.0f}s" for s, t in STEPS if t >= 5)
+
+
 def warn(msg: str) -> None:
     bar = "!" * 78
     print(f"{bar}\n!! WARNING: {msg}\n{bar}", file=sys.stderr, flush=True)

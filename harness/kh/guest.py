@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import parsers
-from .common import KhError, Stamp, cache_dir, log, warn
+from .common import KhError, Stamp, cache_dir, log, took, warn
 
 # rcu_cpu_stall_cputime: an RCU stall report says how the stalled CPU spent the time
 # (hard and soft interrupts, system time): an interrupt storm or a loop.
@@ -320,6 +320,7 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
     # QEMU says it waits for the console socket's client: not an error.
     out = "\n".join(line for line in out.split("\n") if "QEMU waiting for connection" not in line)
     dt = time.monotonic() - t0
+    took(f"guest {outdir.name}", dt)
     if qemu.returncode not in (0, None) and not timed_out and hang is None:
         if "Could not" in out or "qemu-system" in out:
             raise KhError(f"QEMU failed to start: {out.strip()[-2000:]}")

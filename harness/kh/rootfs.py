@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
-from .common import REPO, KhError, Stamp, cache_dir, hash_paths, log, run, versions
+from .common import REPO, KhError, Stamp, cache_dir, hash_paths, log, run, took, versions
 
 GUEST = REPO / "guest"
 
@@ -60,6 +61,7 @@ def ensure_rootfs_dir(arch: str = "x86_64") -> Path:
     if d.exists():
         shutil.rmtree(d)
     base.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
     log(f"building the {arch} guest rootfs: debootstrap {g['suite']} + {g['perf_package']} "
         f"{g['perf_version']}")
     if arch == "x86_64":
@@ -89,6 +91,7 @@ def ensure_rootfs_dir(arch: str = "x86_64") -> Path:
     if perf.returncode != 0:
         raise KhError(f"guest rootfs: perf does not run: {perf.stdout}{perf.stderr}")
     log(f"guest perf: {perf.stdout.strip()}")
+    took(f"rootfs {arch}", time.monotonic() - t0)
     stamp.set(key)
     return d
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import build, guest, parsers, rootfs
-from .common import REPO, KhError, cache_dir, log, run
+from .common import REPO, KhError, cache_dir, log, run, took
 
 GUEST = REPO / "guest"
 BASELINES = REPO / "baselines"
@@ -40,6 +41,7 @@ def build_workload(dest: Path, arch: str = "x86_64") -> None:
 
 def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str]:
     """Builds tools/testing/selftests/perf_events against the kernel's exported headers."""
+    t0 = time.monotonic()
     hdr = build.headers(tree, arch, profile)
     out = cache_dir() / "selftests" / f"{arch}-{profile}"
     out.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,7 @@ def build_selftests(tree: Path, arch: str, profile: str, dest: Path) -> list[str
             progs.append(p.name)
     if not progs:
         raise KhError(f"no perf_events selftest programs were built in {src}")
+    took(f"selftests {arch}", time.monotonic() - t0)
     return progs
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
-from .common import KhError, log, run, versions
+from .common import KhError, log, run, took, versions
 
 
 def _missing_debs(pkgs: list[str]) -> list[str]:
@@ -68,6 +69,7 @@ def ensure_path() -> None:
 def install(bench: bool = False, arch: str = "x86_64") -> None:
     """The tests' toolchain; with bench=True also the bench profiles' LLVM; for arm64 also
     QEMU's arm64 system and user emulators and gcc's arm64 cross compiler."""
+    t0 = time.monotonic()
     v = versions()["toolchain"]
     ensure_path()
     missing = _missing_debs(v["apt"] + (v["bench_apt"] if bench else [])
@@ -100,6 +102,8 @@ def install(bench: bool = False, arch: str = "x86_64") -> None:
     if have != want:
         log(f"installing bindgen-cli {want} from crates.io (have: {have or 'none'})")
         run(["cargo", "install", "--locked", "bindgen-cli", "--version", want])
+    if time.monotonic() - t0 > 5:
+        took(f"toolchain {arch}", time.monotonic() - t0)
     missing = [c for c in needed_commands(bench, arch) if not shutil.which(c)]
     if missing:
         raise KhError("not found after installing the toolchain: " + " ".join(missing)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
-from .common import KhError, Stamp, cache_dir, log, run, sha256_file, versions, warn
+from .common import KhError, Stamp, cache_dir, log, run, sha256_file, took, versions, warn
 
 GIT_ID = ["-c", "user.name=kh", "-c", "user.email=kh@localhost", "-c", "commit.gpgsign=false"]
 
@@ -120,6 +121,7 @@ def git(*args, capture=True, check=True, env=None, quiet=True, input=None):
 
 def ensure_tree() -> str:
     """Makes sure the cache has a git tree whose `upstream` tag is the pristine source."""
+    t0 = time.monotonic()
     deb, version = fetch_deb()
     stamp = Stamp(cache_dir() / "stamps" / "tree")
     key = deb.name
@@ -146,5 +148,6 @@ def ensure_tree() -> str:
     git("add", "-A", "-f")
     git("commit", "-q", "-m", f"Linux {version} (Debian {deb.name})")
     git("tag", "-f", "upstream")
+    took("upstream source", time.monotonic() - t0)
     stamp.set(key)
     return version

@@ -599,3 +599,20 @@ class PerfTestPreconditions(unittest.TestCase):
             "KH-PERF-TEST-WHY 125: stat -p test [Failed - command failed]\n")
         rep = suites.compare_with_baseline(cases, self.BASE, "perf test")
         self.assertEqual([k for k, _ in rep.failed], ["perf-test/125 perf stat tests"])
+
+
+class RunOrder(unittest.TestCase):
+    def test_icount_guest_first(self):
+        from kh.__main__ import run_order
+        self.assertEqual(run_order(["x86_64", "arm64"]), ["arm64", "x86_64"])
+        self.assertEqual(run_order(["arm64", "x86_64"]), ["arm64", "x86_64"])
+        self.assertEqual(run_order(["x86_64"]), ["x86_64"])
+
+    def test_steps_line_leaves_out_short_steps(self):
+        from kh import common
+        old = list(common.STEPS)
+        try:
+            common.STEPS[:] = [("build x", 700.4), ("selftests x", 1.2), ("guest test", 965)]
+            self.assertEqual(common.steps_line(), "times: build x 700s, guest test 965s")
+        finally:
+            common.STEPS[:] = old
