@@ -132,6 +132,11 @@ def guest_report(res, out: Path, rep: Report) -> dict:
     else:
         rep.ok("guest/console clean (no oops, BUG, WARNING, lockdep, RCU, refcount)")
     log(f"guest logs: {out}/console.log, {out}/results.log")
+    slow = sorted((s for s in sections.values() if s.seconds is not None),
+                  key=lambda s: -s.seconds)[:8]
+    if slow:
+        log("slowest sections (guest seconds): "
+            + ", ".join(f"{s.name} {s.seconds:.0f}" for s in slow))
     return sections
 
 

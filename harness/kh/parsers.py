@@ -18,6 +18,7 @@ class Section:
     name: str
     rc: int | None = None          # None: the section never ended (guest died or hung)
     lines: list[str] = field(default_factory=list)
+    seconds: float | None = None   # guest uptime from its start to its end (KH-TIME)
 
     @property
     def text(self) -> str:
@@ -47,6 +48,10 @@ def parse_sections(log: str) -> tuple[dict[str, Section], int | None]:
         m = re.match(r"^KH-DONE rc=(\d+)", line)
         if m:
             done = int(m.group(1))
+            continue
+        m = re.match(r"^KH-TIME (\S+) ([\d.]+) ([\d.]+)$", line)
+        if m and cur is None and m.group(1) in sections:
+            sections[m.group(1)].seconds = float(m.group(3)) - float(m.group(2))
             continue
         if cur is not None:
             cur.lines.append(line)

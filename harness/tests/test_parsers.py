@@ -83,6 +83,16 @@ class Sections(unittest.TestCase):
         _, done = parsers.parse_sections("KH-BEGIN a\n")
         self.assertIsNone(done)
 
+    def test_time_line_after_the_end(self):
+        log = ("KH-BEGIN a\nx\nKH-END a rc=0\nKH-TIME a 10.50 42.75\n"
+               "KH-BEGIN b\nKH-TIME b 1.00 2.00\nKH-END b rc=0\n")
+        secs, _ = parsers.parse_sections(log)
+        self.assertAlmostEqual(secs["a"].seconds, 32.25)
+        self.assertEqual(secs["a"].lines, ["x"])
+        # Inside a section it is the section's output, not its time.
+        self.assertIsNone(secs["b"].seconds)
+        self.assertEqual(secs["b"].lines, ["KH-TIME b 1.00 2.00"])
+
 
 class Ktap(unittest.TestCase):
     def test_flat_suite(self):
