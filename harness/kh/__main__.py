@@ -157,54 +157,65 @@ def print_report(rep: Report, title: str, trailer: str = "") -> None:
     print(rep.summary())
 
 
-class Ahead:
-    """The next architecture's kernel, rootfs image and selftests, built on the host while
-    an icount guest runs. An arm64 guest runs under `-icount shift=0,sleep=off`: one host
-    thread (icount rules out multi-threaded TCG), and a guest clock that counts executed
-    instructions, not host time, so host load slows it down without changing what it sees.
-    The second core would idle for the whole arm64 run; x86_64's kernel build uses it. The
-    build runs at nice 19 (a thread's nice value is its own on Linux, and what it starts
-    inherits it), so the guest's thread keeps its core. x86_64's guest, on real time, always
-    runs with nothing beside it."""
+class Beside:
+    """Host work done in a thread at nice 19 (Linux keeps a nice value per thread, and what
+    the thread starts inherits it) while the main thread builds or runs a guest; join()
+    before what needs its result. Two uses in `make test` (README, the order of CI's run):
+    - the guest images (debootstrap and apt: mostly waiting for the network) while the
+      first kernel builds;
+    - the next architecture's kernel and selftests while an arm64 guest runs. That guest
+      runs under `-icount shift=0,sleep=off`: one host thread (icount rules out
+      multi-threaded TCG) and a clock that counts instructions, not host time, so a build
+      beside it slows it down without changing what it sees, and the second core would
+      idle otherwise. x86_64's guest, on real time, always runs with nothing beside it.
+    A step that fails is logged; the main thread's own call of it fails properly."""
 
-    def __init__(self, arch: str, profile: str):
-        self.arch, self.profile = arch, profile
+    def __init__(self, what: str, steps: list):
+        self.what, self.steps = what, steps
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name=f"ahead-{arch}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=what, daemon=True)
 
     def start(self) -> None:
-        log(f"building {self.arch}'s {self.profile} kernel, rootfs and selftests beside the "
-            "guest (nice 19)")
+        log(f"{self.what}: beside the main work, at nice 19")
         self.thread.start()
 
     def _run(self) -> None:
         t0 = time.monotonic()
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-            t = treemod.tree_dir()
-            build.build(t, self.arch, self.profile)
-            rootfs.ensure_image(self.arch)
-            with tempfile.TemporaryDirectory() as tmp:
-                suites.build_selftests(t, self.arch, self.profile, Path(tmp))
-        except BaseException as e:     # reported by join(); the arch's own run builds again
+            for step in self.steps:
+                step()
+        except BaseException as e:
             self.error = e
-        took(f"ahead {self.arch}", time.monotonic() - t0)
+        took(f"beside: {self.what}", time.monotonic() - t0)
 
     def join(self) -> None:
+        if self.thread.ident is None:
+            return
         if self.thread.is_alive():
-            log(f"waiting for {self.arch}'s build beside the guest")
+            log(f"waiting for {self.what}")
         self.thread.join()
         if self.error is not None:
-            log(f"{self.arch}'s build beside the guest failed ({self.error}); "
-                "its own run builds again")
+            log(f"{self.what} failed beside the main work ({self.error}); done again in order")
 
 
-def test_arch(arch: str, args, rep: Report, ahead: Ahead | None = None) -> None:
-    """One architecture's run of `make test` (see README: Suites); `ahead` starts when the
-    guest does (see Ahead)."""
+def next_arch_steps(arch: str, profile: str) -> list:
+    """The kernel and selftests of `arch`, built ahead (its rootfs image is built already)."""
+    def selftests():
+        with tempfile.TemporaryDirectory() as tmp:
+            suites.build_selftests(treemod.tree_dir(), arch, profile, Path(tmp))
+    return [lambda: build.build(treemod.tree_dir(), arch, profile), selftests]
+
+
+def test_arch(arch: str, args, rep: Report, images: Beside | None = None,
+              ahead: Beside | None = None) -> None:
+    """One architecture's run of `make test` (see README: Suites). `images` (Beside) is
+    waited for once the kernel is built; `ahead` starts when the guest does."""
     profile = "debug-rust"
     quick = args.quick and arch != "x86_64"
     t, odir = prepare(profile, arch)
+    if images is not None:
+        images.join()
     gates.symbols(odir, rep)
     part = suites.parse_part(args.part)
     base = suites.BASELINES / arch
@@ -273,15 +284,20 @@ def cmd_test(args) -> int:
     order = run_order(arches)
     for a in order:
         toolchain.install(arch=a)
+    images = Beside("the guest images", [(lambda a=a: rootfs.ensure_image(a)) for a in order])
+    images.start()
+    treemod.materialise()
     for i, arch in enumerate(order):
         ta = time.monotonic()
         sub = Report()
         nxt = order[i + 1] if i + 1 < len(order) else None
-        ahead = Ahead(nxt, "debug-rust") if nxt and arch == "arm64" and not args.part else None
+        ahead = (Beside(f"{nxt}'s kernel and selftests", next_arch_steps(nxt, "debug-rust"))
+                 if nxt and arch == "arm64" and not args.part else None)
         try:
-            test_arch(arch, args, sub, ahead)
+            test_arch(arch, args, sub, images, ahead)
         finally:
-            if ahead is not None and ahead.thread.ident is not None:
+            images.join()
+            if ahead is not None:
                 ahead.join()
         # Case names carry the architecture when more than one runs.
         if len(arches) > 1:
@@ -302,7 +318,7 @@ def cmd_test(args) -> int:
 
 def run_order(arches: list[str]) -> list[str]:
     """The icount guests (arm64) first: the next architecture's kernel is built beside them
-    (Ahead). The order changes nothing else: each architecture has its own guest."""
+    (Beside). The order changes nothing else: each architecture has its own guest."""
     return sorted(arches, key=lambda a: a != "arm64")
 
 

@@ -616,3 +616,26 @@ class RunOrder(unittest.TestCase):
             self.assertEqual(common.steps_line(), "times: build x 700s, guest test 965s")
         finally:
             common.STEPS[:] = old
+
+
+class BesideThread(unittest.TestCase):
+    def test_children_run_at_nice_19_and_an_error_is_kept(self):
+        import sys
+        from kh.__main__ import Beside
+        got = []
+
+        def child_nice():
+            r = subprocess.run([sys.executable, "-c",
+                                "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+                               capture_output=True, text=True, check=True)
+            got.append(int(r.stdout))
+
+        def fails():
+            raise RuntimeError("no network")
+
+        b = Beside("test steps", [child_nice, fails, child_nice])
+        b.start()
+        b.join()
+        self.assertEqual(got, [19], "the steps after a failed one do not run")
+        self.assertIsInstance(b.error, RuntimeError)
+        self.assertEqual(os.getpriority(os.PRIO_PROCESS, 0), 0, "the main thread keeps its nice")
