@@ -161,9 +161,10 @@ class Beside:
     """Host work done in a thread at nice 19 (Linux keeps a nice value per thread, and what
     the thread starts inherits it) while the main thread builds or runs a guest; join()
     before what needs its result. Two uses in `make test` (README, the order of CI's run):
-    - the guest images (debootstrap and apt: mostly waiting for the network) while the
-      first kernel builds;
-    - the next architecture's kernel and selftests while an arm64 guest runs. That guest
+    - each guest image (debootstrap and apt: mostly waiting for the network), from the
+      start, while the first kernel builds;
+    - the next architecture's kernel and selftests, from the end of the arm64 kernel's build
+      on, while the arm64 image is finished and its guest runs. That guest
       runs under `-icount shift=0,sleep=off`: one host thread (icount rules out
       multi-threaded TCG) and a clock that counts instructions, not host time, so a build
       beside it slows it down without changing what it sees, and the second core would
@@ -207,15 +208,17 @@ def next_arch_steps(arch: str, profile: str) -> list:
     return [lambda: build.build(treemod.tree_dir(), arch, profile), selftests]
 
 
-def test_arch(arch: str, args, rep: Report, images: Beside | None = None,
+def test_arch(arch: str, args, rep: Report, image: Beside | None = None,
               ahead: Beside | None = None) -> None:
-    """One architecture's run of `make test` (see README: Suites). `images` (Beside) is
-    waited for once the kernel is built; `ahead` starts when the guest does."""
+    """One architecture's run of `make test` (see README: Suites). Once its kernel is
+    built, `ahead` (Beside) starts and `image`, its guest image, is waited for."""
     profile = "debug-rust"
     quick = args.quick and arch != "x86_64"
     t, odir = prepare(profile, arch)
-    if images is not None:
-        images.join()
+    if ahead is not None:
+        ahead.start()
+    if image is not None:
+        image.join()
     gates.symbols(odir, rep)
     part = suites.parse_part(args.part)
     base = suites.BASELINES / arch
@@ -224,8 +227,6 @@ def test_arch(arch: str, args, rep: Report, images: Beside | None = None,
         return
     parts = arch_parts(arch, quick)
     ks_base = suites.load_baseline(base / "kselftest.tsv")
-    if ahead is not None:
-        ahead.start()
     res, out = boot_with(profile, parts, run_name("test", arch), timeout=args.timeout,
                          live=False, full=args.full, arch=arch,
                          repeat=suites.repeated_keys(ks_base))
@@ -284,8 +285,10 @@ def cmd_test(args) -> int:
     order = run_order(arches)
     for a in order:
         toolchain.install(arch=a)
-    images = Beside("the guest images", [(lambda a=a: rootfs.ensure_image(a)) for a in order])
-    images.start()
+    images = {a: Beside(f"the {a} guest image", [lambda a=a: rootfs.ensure_image(a)])
+              for a in order}
+    for b in images.values():
+        b.start()
     treemod.materialise()
     for i, arch in enumerate(order):
         ta = time.monotonic()
@@ -294,9 +297,9 @@ def cmd_test(args) -> int:
         ahead = (Beside(f"{nxt}'s kernel and selftests", next_arch_steps(nxt, "debug-rust"))
                  if nxt and arch == "arm64" and not args.part else None)
         try:
-            test_arch(arch, args, sub, images, ahead)
+            test_arch(arch, args, sub, images[arch], ahead)
         finally:
-            images.join()
+            images[arch].join()
             if ahead is not None:
                 ahead.join()
         # Case names carry the architecture when more than one runs.
