@@ -639,3 +639,60 @@ class BesideThread(unittest.TestCase):
         self.assertEqual(got, [19], "the steps after a failed one do not run")
         self.assertIsInstance(b.error, RuntimeError)
         self.assertEqual(os.getpriority(os.PRIO_PROCESS, 0), 0, "the main thread keeps its nice")
+
+
+class TestOrder(unittest.TestCase):
+    """cmd_test's order with both arches, up to the first boot (everything slow faked)."""
+
+    def test_first_boot_waits_for_its_image_and_x86_builds_beside_it(self):
+        import argparse
+        import threading
+        import time as _time
+        from unittest import mock
+        from kh import __main__ as M
+        events = []
+        lock = threading.Lock()
+
+        def ev(*e):
+            with lock:
+                events.append(e)
+
+        def image(arch):
+            _time.sleep(0.2 if arch == "arm64" else 0.05)
+            ev("image", arch, threading.current_thread() is threading.main_thread())
+
+        class FirstBoot(Exception):
+            pass
+
+        def boot(profile, parts, name, **kw):
+            ev("boot", kw["arch"])
+            _time.sleep(0.3)          # the x86_64 build beside the guest gets to run
+            raise FirstBoot
+
+        args = argparse.Namespace(arch="x86_64,arm64", quick=True, part=None, full=False,
+                                  timeout=60)
+        with mock.patch.object(M, "host_unit_tests", return_value=M.Report()), \
+                mock.patch.object(M.toolchain, "install"), \
+                mock.patch.object(M.treemod, "materialise"), \
+                mock.patch.object(M.rootfs, "ensure_image", side_effect=image), \
+                mock.patch.object(M, "prepare",
+                                  side_effect=lambda p, a: ev("kernel", a) or (Path("t"), Path("o"))), \
+                mock.patch.object(M.gates, "symbols"), \
+                mock.patch.object(M.build, "build",
+                                  side_effect=lambda t, a, p: ev("beside build", a)), \
+                mock.patch.object(M.suites, "build_selftests",
+                                  side_effect=lambda t, a, p, d: ev("beside selftests", a)), \
+                mock.patch.object(M, "boot_with", side_effect=boot):
+            with self.assertRaises(FirstBoot):
+                M.cmd_test(args)
+        i = events.index
+        self.assertLess(i(("kernel", "arm64")), i(("boot", "arm64")))
+        self.assertLess(i(("image", "arm64", False)), i(("boot", "arm64")),
+                        "the arm64 boot waits for its image, built in a thread")
+        self.assertIn(("image", "x86_64", False), events)
+        self.assertLess(i(("kernel", "arm64")), i(("beside build", "x86_64")),
+                        "x86_64's build starts after arm64's kernel")
+        self.assertLess(i(("beside build", "x86_64")), i(("boot", "arm64")),
+                        "x86_64's build does not wait for the arm64 image")
+        self.assertLess(i(("beside build", "x86_64")), i(("beside selftests", "x86_64")))
+        self.assertNotIn(("kernel", "x86_64"), events, "the x86_64 part did not begin")
