@@ -23,6 +23,13 @@ total_ms() {
 }
 bench_round() {
 	local v
+	# No address-space randomisation: where the stack, the heap and the mappings land
+	# decides how many page-table pages a fork copies and an exit frees, so with it the
+	# same kernel's fork-inherit floor moved between 201 and 216 µs from one kh-bench
+	# process to the next (under icount, 2026-12-03); without it 190-196 µs. Both cores
+	# run the same setting.
+	echo 0 > /proc/sys/kernel/randomize_va_space ||
+		{ echo "KH-BENCH-FAIL all cannot turn off randomize_va_space"; return 1; }
 	# 1/2: context switches with per-task inherited events, and the floor without events.
 	# Both ends of the pipe share CPU 1, so every round trip is two context switches on
 	# one CPU (with two CPUs, where the scheduler puts the ends varies from run to run
