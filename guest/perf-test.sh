@@ -90,19 +90,39 @@ perf_test_run() {
 	# traces every kernel function, which under TCG runs for far longer than CI allows).
 	# A test that ran out of time gets no -v rerun (its signature is the time-out).
 	echo "# perf test part ${KH_PART:-1/1} of the whole list"
-	local n rc
+	local n
 	: >/tmp/perf-test.out
 	for n in $nums $pinned; do
-		case " $pinned " in
-		*" $n "*) timeout -k 10 300 taskset -c 0 perf test -S "$n" 2>&1 ;;
-		*) timeout -k 10 300 perf test -S "$n" 2>&1 ;;
-		esac | tee -a /tmp/perf-test.out
-		rc=${PIPESTATUS[0]}
-		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-			printf '%s: %s : FAILED! (timed out after 300 s)\n' "$n" \
-				"$(awk -v n="$n:" '$1 == n { sub(/^ *[0-9]+: /, ""); print; exit }' /tmp/perf-test-list)"
-		fi
+		perf_test_one "$n" | tee -a /tmp/perf-test.out
 	done
 	perf_test_why /tmp/perf-test.out
 }
+# perf_test_one N: test N alone (on CPU 0 if the subset pins it), 300 s at most; a test
+# that ran out of time gets a FAILED line that says so (and no -v rerun).
+perf_test_one() {
+	local rc
+	case " $pinned " in
+	*" $1 "*) timeout -k 10 300 taskset -c 0 perf test -S "$1" 2>&1 ;;
+	*) timeout -k 10 300 perf test -S "$1" 2>&1 ;;
+	esac
+	rc=$?
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		printf '%s: %s : FAILED! (timed out after 300 s)\n' "$1" \
+			"$(awk -v n="$1:" '$1 == n { sub(/^ *[0-9]+: /, ""); print; exit }' /tmp/perf-test-list)"
+	fi
+	return 0
+}
 section perf-test perf_test_run
+
+# Tests that give either result on the C core (baselines/<arch>/reasons.tsv: 'repeat') are
+# compared by their pass counts: the lines of /kh/repeat.tsv that name perf-test (perf-test
+# TAB <number> <description>) each run KH_REPEAT_N more times, one section a run
+# (perf-test-repeat.<number>.<i>); the host counts the runs whose result line says Ok.
+if [ -s /kh/repeat.tsv ]; then
+	while IFS=$'\t' read -r prog test; do
+		[ "$prog" = perf-test ] || continue
+		for i in $(seq "${KH_REPEAT_N:-10}"); do
+			section "perf-test-repeat.${test%% *}.$i" perf_test_one "${test%% *}"
+		done
+	done </kh/repeat.tsv
+fi

@@ -232,9 +232,12 @@ def test_arch(arch: str, args, rep: Report, image: Beside | None = None,
         return
     parts = arch_parts(arch, quick)
     ks_base = suites.load_baseline(base / "kselftest.tsv")
+    pt_base = suites.load_baseline(base / ("perf-test-full.tsv" if args.full
+                                           else "perf-test.tsv"))
+    pt_repeat = suites.repeated_keys(pt_base) if "perf-test" in parts else []
     res, out = boot_with(profile, parts, run_name("test", arch), timeout=args.timeout,
                          live=False, full=args.full, arch=arch,
-                         repeat=suites.repeated_keys(ks_base))
+                         repeat=suites.repeated_keys(ks_base) + pt_repeat)
     sections = guest_report(res, out, rep)
     log(f"{arch} guest: {res.seconds:.0f}s under {res.accel}")
     rep.extend(suites.eval_kunit(sections, KUNIT_REQUIRED,
@@ -243,10 +246,9 @@ def test_arch(arch: str, args, rep: Report, image: Beside | None = None,
     rep.extend(suites.compare_with_baseline(suites.kselftest_cases(sections), ks_base,
                                             "kselftest", suites.repeat_counts(sections)))
     if "perf-test" in parts:
-        pt_base = suites.load_baseline(base / ("perf-test-full.tsv" if args.full
-                                               else "perf-test.tsv"))
-        rep.extend(suites.compare_with_baseline(suites.perf_test_cases(sections), pt_base,
-                                                "perf test"))
+        rep.extend(suites.compare_with_baseline(
+            suites.perf_test_cases(sections), pt_base, "perf test",
+            suites.perf_test_repeat_counts(sections, pt_repeat)))
     rep.extend(suites.eval_smoke(sections, hw=HW_PMU[arch]))
     if "stress" in parts:
         rep.extend(suites.eval_stress(sections))
@@ -267,19 +269,21 @@ def test_arch(arch: str, args, rep: Report, image: Beside | None = None,
 def test_part(arch: str, args, part: tuple[int, int], base: Path, rep: Report) -> None:
     """`make test FULL=1 PART=k/N`: the Rust core's run of part k of the whole perf test
     list, alone in its guest, compared with that part of perf-test-full.tsv."""
-    res, out = boot_with("debug-rust", ["perf-test"], run_name(f"test-part{part[0]}", arch),
-                         timeout=args.timeout, live=False, full=True, arch=arch,
-                         env={"KH_PART": f"{part[0]}/{part[1]}"})
-    sections = guest_report(res, out, rep)
-    log(f"{arch} guest: {res.seconds:.0f}s under {res.accel}")
     full = suites.load_baseline(base / "perf-test-full.tsv")
     pt_base = {k: v for k, v in full.items() if suites.in_perf_test_part(k, part)}
+    repeat = suites.repeated_keys(pt_base)
+    res, out = boot_with("debug-rust", ["perf-test"], run_name(f"test-part{part[0]}", arch),
+                         timeout=args.timeout, live=False, full=True, arch=arch,
+                         env={"KH_PART": f"{part[0]}/{part[1]}"}, repeat=repeat)
+    sections = guest_report(res, out, rep)
+    log(f"{arch} guest: {res.seconds:.0f}s under {res.accel}")
     if not pt_base:
         rep.fail(f"perf test part {part[0]}/{part[1]}", "no line of this part in "
                  f"{base / 'perf-test-full.tsv'}: run `make baseline FULL=1 PART="
                  f"{part[0]}/{part[1]}` first")
     rep.extend(suites.compare_with_baseline(suites.perf_test_cases(sections), pt_base,
-                                            f"perf test part {part[0]}/{part[1]}"))
+                                            f"perf test part {part[0]}/{part[1]}",
+                                            suites.perf_test_repeat_counts(sections, repeat)))
 
 
 def cmd_test(args) -> int:
@@ -371,7 +375,10 @@ def baseline_full(args, profile: str, arch: str) -> int:
     The other baselines are not touched: FULL changes the perf test part only."""
     part = suites.parse_part(args.part)
     base = suites.BASELINES / arch
-    reasons = {k: v.reason for k, v in suites.load_baseline(base / "reasons.tsv").items()}
+    known = suites.load_baseline(base / "reasons.tsv")
+    reasons = {k: v.reason for k, v in known.items()}
+    # Tests that give either result on the C core: run REPEAT_N times more, compared by counts.
+    repeat = suites.perf_test_repeats(known, part)
     name = run_name("baseline-full" + (f"-part{part[0]}" if part else ""), arch)
     if args.reuse:
         # That part's last run, read again (after a change of reasons.tsv or the parsers).
@@ -380,11 +387,15 @@ def baseline_full(args, profile: str, arch: str) -> int:
         prepare(profile, arch)
         env = {"KH_PART": f"{part[0]}/{part[1]}"} if part else {}
         res, out = boot_with(profile, ["perf-test"], name, timeout=args.timeout, live=False,
-                             full=True, arch=arch, env=env)
+                             full=True, arch=arch, env=env, repeat=repeat)
         (out / "guest-seconds").write_text(f"{res.seconds:.0f}\n")
     rep = Report()
     sections = guest_report(res, out, rep)
     cases = suites.perf_test_cases(sections)
+    repeats = suites.perf_test_repeat_counts(sections, repeat)
+    missing = [k for k in repeat if k not in repeats]
+    if missing:
+        rep.fail("baseline/repeated cases", "not repeated: " + ", ".join(missing))
     if [n for n, _ in rep.failed if n == "guest/finished"] or not cases:
         print_report(rep, "baseline guest")
         print(f"baseline NOT written: the C core's run did not finish or ran no perf test "
@@ -396,7 +407,7 @@ def baseline_full(args, profile: str, arch: str) -> int:
            "Regenerate with `make baseline FULL=1"
            f"{' ARCH=' + arch if arch != 'x86_64' else ''}"
            f"{f' PART={part[0]}/{part[1]}' if part else ''}`.")
-    suites.write_part_baseline(base / "perf-test-full.tsv", cases, hdr, reasons, part)
+    suites.write_part_baseline(base / "perf-test-full.tsv", cases, hdr, reasons, part, repeats)
     print_report(rep, "baseline guest")
     print(f"{base / 'perf-test-full.tsv'}: {len(cases)} cases written"
           + (f" for part {part[0]}/{part[1]}" if part else ""))
@@ -416,7 +427,8 @@ def cmd_baseline(args) -> int:
     known = suites.load_baseline(base / "reasons.tsv")
     reasons = {k: v.reason for k, v in known.items()}
     # Cases that give either result on the C core: run REPEAT_N times, compared by counts.
-    repeat = [k for k, v in known.items() if v.result == "repeat"]
+    repeat = [k for k, v in known.items() if v.result == "repeat"
+              and not k.startswith("perf-test/")]    # those: baseline_full()
     if args.reuse and arch != "x86_64":
         raise KhError("make baseline REUSE=1 re-reads x86_64's run only (arm64 has a second "
                       "boot)")

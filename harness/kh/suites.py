@@ -131,6 +131,28 @@ def repeat_counts(sections: dict) -> dict[str, tuple[int, int]]:
     return {key: (v[0], v[1]) for key, v in out.items()}
 
 
+def perf_test_repeat_counts(sections: dict, keys: list[str]) -> dict[str, tuple[int, int]]:
+    """The repeated runs of the perf tests `keys` (sections perf-test-repeat.<number>.<i>,
+    guest/perf-test.sh): key -> (passes, runs). A run passes when it finished and its result
+    line for that test says Ok; one without the line (killed, hung) is a run that did not."""
+    out = {}
+    for key in keys:
+        num = perf_test_number(key)
+        runs = [s for name, s in sections.items()
+                if name.startswith(f"perf-test-repeat.{num}.")]
+        if runs:
+            out[key] = (sum(1 for s in runs if s.rc is not None and any(
+                c.key == key and c.result == "pass" for c in parsers.parse_perf_test(s.text))),
+                len(runs))
+    return out
+
+
+def perf_test_repeats(known: dict, part: tuple[int, int] | None) -> list[str]:
+    """The perf test keys that reasons.tsv marks 'repeat', of part `part`."""
+    return [k for k, v in known.items() if v.result == "repeat" and k.startswith("perf-test/")
+            and in_perf_test_part(k, part)]
+
+
 def repeat_verdict(passes: int, runs: int, c_passes: int, c_runs: int) -> str | None:
     """None if `passes` of `runs` is consistent with the C core's `c_passes` of `c_runs`
     (see REPEAT_ALPHA), else why not."""
@@ -284,10 +306,12 @@ def in_perf_test_part(key: str, part: tuple[int, int] | None) -> bool:
 
 
 def write_part_baseline(path: Path, cases: list[parsers.Case], header: str,
-                        reasons: dict[str, str], part: tuple[int, int] | None) -> None:
+                        reasons: dict[str, str], part: tuple[int, int] | None,
+                        repeats: dict[str, tuple[int, int]] | None = None) -> None:
     """Writes the whole-list perf test baseline, or with `part` replaces that part's lines
-    of it and keeps the others' (and their header lines), sorted by test number. A case of
-    another part refuses: the guest ran what it should not have."""
+    of it and keeps the others' (and their header lines), sorted by test number; a case of
+    `repeats` as 'passes' with its pass count. A case of another part refuses: the guest ran
+    what it should not have."""
     stray = [c.key for c in cases if c.result != "unmet" and not in_perf_test_part(c.key, part)]
     if stray:
         raise KhError(f"cases outside part {part[0]}/{part[1]} in the run: {stray[:5]}")
@@ -304,7 +328,7 @@ def write_part_baseline(path: Path, cases: list[parsers.Case], header: str,
                 continue
             if not in_perf_test_part(line.split("\t", 1)[0], part):
                 kept.append(line)
-    rows = kept + baseline_lines(cases, reasons)
+    rows = kept + baseline_lines(cases, reasons, repeats)
     rows.sort(key=lambda line: perf_test_number(line.split("\t", 1)[0]))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(sorted(head, key=lambda h: h.split(":", 1)[0]) + [BASELINE_COLUMNS]

@@ -555,6 +555,70 @@ class Repeat(unittest.TestCase):
                              suites.Expected("passes", "why", "3/10"))
 
 
+class PerfTestRepeat(unittest.TestCase):
+    """perf tests that give either result on the C core (reasons.tsv 'repeat'), in FULL runs."""
+    KEY = "perf-test/108 Zstd perf.data compression/decompression of multi-record data"
+
+    def sections(self, results):
+        out = {}
+        for i, r in enumerate(results, 1):
+            text = [f"108: Zstd perf.data compression/decompression of multi-record data : {r}"]
+            # None: a run killed before its section ended (no rc), whatever it printed.
+            out[f"perf-test-repeat.108.{i}"] = Section("x", None if r == "killed" else 0,
+                                                       [t.replace("killed", "Ok") for t in text])
+        out["perf-test-repeat.10.1"] = Section("x", 0, ["10: Other test : Ok"])
+        return out
+
+    def test_counts(self):
+        got = suites.perf_test_repeat_counts(self.sections(["Ok", "Skip", "Ok", "killed"]),
+                                             [self.KEY])
+        self.assertEqual(got, {self.KEY: (2, 4)})
+        self.assertEqual(suites.perf_test_repeat_counts(self.sections([]), [self.KEY]), {})
+
+    def test_compare(self):
+        base = {self.KEY: suites.Expected("passes", "timing", "6/10")}
+        main = [Case("perf-test", self.KEY.split("/", 1)[1], "skip")]
+        rep = suites.compare_with_baseline(main, base, "perf test", suites.perf_test_repeat_counts(
+            self.sections(["Ok"] * 3 + ["Skip"] * 7), [self.KEY]))
+        self.assertEqual((rep.failed, rep.passed), ([], [self.KEY + " (x10)"]))
+        rep = suites.compare_with_baseline(main, base, "perf test", suites.perf_test_repeat_counts(
+            self.sections(["Skip"] * 10), [self.KEY]))
+        self.assertIn("passed 0 of 10, the C core 6 of 10", rep.failed[0][1])
+
+    def test_repeats_of_a_part(self):
+        known = {self.KEY: suites.Expected("repeat", "timing"),
+                 "perf-test/25 X": suites.Expected("-", "no PMU"),
+                 "remove_on_exec/remove_on_exec.exec_stress": suites.Expected("repeat", "t")}
+        self.assertEqual(suites.perf_test_repeats(known, None), [self.KEY])
+        self.assertEqual(suites.perf_test_repeats(known, (4, 4)), [self.KEY])
+        self.assertEqual(suites.perf_test_repeats(known, (1, 4)), [])
+
+    def test_guest_repeats_each_listed_test(self):
+        # guest/perf-test.sh's repeat loop with `section` and perf_test_one stubbed, and
+        # guest/kselftest.sh's, which must leave the perf-test lines to it.
+        with tempfile.TemporaryDirectory() as d:
+            tsv = Path(d) / "repeat.tsv"
+            tsv.write_text(f"perf-test\t{self.KEY.split('/', 1)[1]}\n"
+                           "remove_on_exec\tremove_on_exec.exec_stress\n")
+            script = (REPO / "guest" / "perf-test.sh").read_text()
+            loop = script[script.index("if [ -s /kh/repeat.tsv ]"):].replace(
+                "/kh/repeat.tsv", str(tsv))
+            out = subprocess.run(
+                ["bash", "-c", 'section() { echo "$1 $2 $3"; }\n' + loop], text=True,
+                capture_output=True, check=True,
+                env={"KH_REPEAT_N": "3", "PATH": os.environ["PATH"]}).stdout.split("\n")
+            self.assertEqual(out[:-1], [f"perf-test-repeat.108.{i} perf_test_one 108"
+                                        for i in (1, 2, 3)])
+            ks = (REPO / "guest" / "kselftest.sh").read_text()
+            loop = ks[ks.index("if [ -s /kh/repeat.tsv ]"):]
+            loop = loop[:loop.index("\nfi\n") + 4].replace("/kh/repeat.tsv", str(tsv))
+            out = subprocess.run(
+                ["bash", "-c", 'section() { echo "$1"; }\n' + loop], text=True,
+                capture_output=True, check=True,
+                env={"KH_REPEAT_N": "1", "PATH": os.environ["PATH"]}).stdout.split()
+            self.assertEqual(out, ["kselftest-repeat.remove_on_exec.remove_on_exec.exec_stress.1"])
+
+
 class PerfTestPreconditions(unittest.TestCase):
     """perf stat tests' 'stat -p test' (`sleep 1 &; perf stat -p $!`) as CI met it on
     2026-12-01: perf started after the sleep had ended (parsers.PERF_TEST_PRECONDITIONS)."""
