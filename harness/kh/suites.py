@@ -69,8 +69,9 @@ def make_payload(name: str, parts: list[str], *, tree: Path | None = None, arch=
                  profile="debug-rust", full: bool = False, env: dict | None = None,
                  repeat: list[str] | None = None) -> Path:
     """Assembles the payload disk: main.sh sourcing the requested guest scripts, with
-    `env` exported first; `repeat`: kselftest case keys (<program>/<fixture.test>) that
-    guest/kselftest.sh runs REPEAT_N times each."""
+    `env` exported first; `repeat`: case keys that run REPEAT_N times each: kselftest ones
+    (<program>/<fixture.test>, guest/kselftest.sh) and perf test ones (perf-test/<number>
+    <description>, guest/perf-test.sh)."""
     d = cache_dir() / "payload" / name
     if d.exists():
         shutil.rmtree(d)
