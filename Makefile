@@ -27,8 +27,8 @@ bench:		## Rust core vs C core as ratios (QUICK=1: 3 rounds instead of 10)
 stress:		## MINUTES (30) of parallel load under KASAN/lockdep/kmemleak; CORE=rust|c
 	$(KH) stress --minutes $(or $(MINUTES),30) --core $(or $(CORE),rust) $(if $(KIND),--kind $(KIND),)
 
-stress-selfcheck:	## each detector make stress counts, fired once on the stress kernel (LKDTM); CORE=rust|c
-	$(KH) stress-selfcheck --core $(or $(CORE),rust)
+stress-selfcheck:	## each detector make stress counts, fired once on the stress/kcsan kernels (LKDTM); CORE=rust|c BOOTS=
+	$(KH) stress-selfcheck --core $(or $(CORE),rust) $(if $(BOOTS),--boots $(BOOTS),)
 
 crossings:	## calls and C<->Rust crossings per operation, both cores, from QEMU's exec log (PROFILE=bench|debug)
 	$(KH) crossings --profile $(or $(filter bench debug,$(PROFILE)),bench) --ops $(or $(N),200)

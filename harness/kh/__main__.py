@@ -537,6 +537,8 @@ def main(argv=None) -> int:
     sc = sub.add_parser("stress-selfcheck",
                         help="fire each detector make stress counts once (LKDTM)")
     sc.add_argument("--core", choices=["rust", "c"], default="rust")
+    sc.add_argument("--boots", default="", help="comma-separated subset of "
+                    + ",".join(stressmod.SELFCHECK) + " (default: all)")
     sk = sub.add_parser("soak", help="the same guest run N times (hangs, failures)")
     sk.add_argument("--profile", default="debug-rust")
     sk.add_argument("--arch", default="arm64", choices=build.ARCHES)
@@ -609,7 +611,12 @@ def main(argv=None) -> int:
         elif args.cmd == "stress-selfcheck":
             toolchain.install()
             guest.qemu_available()
-            return stressmod.selfcheck(treemod.materialise(), args.core)
+            boots = [b for b in args.boots.split(",") if b]
+            bad = [b for b in boots if b not in stressmod.SELFCHECK]
+            if bad:
+                raise KhError(f"unknown selfcheck boot(s) {', '.join(bad)}: want "
+                              + ", ".join(stressmod.SELFCHECK))
+            return stressmod.selfcheck(treemod.materialise(), args.core, boots)
         elif args.cmd == "unit":
             rep = host_unit_tests()
             print_report(rep, "host unit tests")

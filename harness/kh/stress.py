@@ -218,54 +218,93 @@ def run(tree: Path, minutes: int, core: str, kind: str = "stress") -> int:
 
 # make stress-selfcheck: each detector the headline counts, fired once through LKDTM
 # (guest/stress-selfcheck.sh), per boot: (trigger, the report it must give, the count that
-# must hold it: "splats" or "hangs"). A report found but counted elsewhere fails as surely
-# as one not found.
+# must hold it: "splats", "hangs", "leaks" (kmemleak's scan) or "kcsan" (the KCSAN kind's
+# list of data races)). A report found but counted elsewhere fails as surely as one not
+# found. SLAB_LEAK and DATA_RACE are LKDTM types of our series (patch "lkdtm: Add
+# SLAB_LEAK and DATA_RACE"): upstream's LKDTM has no trigger for either detector.
 SELFCHECK = {
     "splats": [("WARNING", r"WARNING: .*lkdtm|WARNING: .* at lkdtm_WARNING", "splats"),
                ("READ_AFTER_FREE", r"BUG: KASAN: \S+ in lkdtm_READ_AFTER_FREE", "splats"),
                ("REFCOUNT_INC_OVERFLOW", r"refcount_t: saturated", "splats"),
-               ("HUNG_TASK", r"INFO: task \S+ blocked for more than \d+ seconds", "hangs")],
+               ("HUNG_TASK", r"INFO: task \S+ blocked for more than \d+ seconds", "hangs"),
+               ("SLAB_LEAK", r"lkdtm_SLAB_LEAK", "leaks")],
     "lockup": [("SOFTLOCKUP", r"BUG: soft lockup - CPU#1 stuck for", "hangs"),
                ("SOFTLOCKUP", r"rcu: INFO: \S+ (?:self-)?detected (?:expedited )?stalls? on "
                 "CPU", "hangs")],
+    "kcsan": [("DATA_RACE", r"BUG: KCSAN: data-race in \S*lkdtm_", "kcsan")],
 }
+# The kernel kind each boot runs on (KCSAN excludes KASAN: a kernel of its own), and the
+# guest parts after the triggers (the leak needs kmemleak's scan, as make stress has it).
+SELFCHECK_KIND = {"splats": "stress", "lockup": "stress", "kcsan": "kcsan"}
+SELFCHECK_PARTS = {"splats": ["stress-selfcheck", "kmemleak"]}
 
 
-def selfcheck_verdicts(boot: str, console: str) -> list[tuple[str, bool, str]]:
-    """(what, ok, why) per expected report of SELFCHECK[boot] in a console log: found among
-    parsers.find_splats()'s reports, and counted by evaluate()'s rule as it should be."""
+def selfcheck_verdicts(boot: str, console: str, results: str = ""
+                       ) -> list[tuple[str, bool, str]]:
+    """(what, ok, why) per expected report of SELFCHECK[boot]: a console report found among
+    parsers.find_splats()'s reports and counted by evaluate()'s rule as it should be (a
+    KCSAN report in the KCSAN kind's list, not in splats or hangs), or, for "leaks", an
+    object of the kmemleak section of the results that kmemleak_leaks() counts."""
     reports = parsers.find_splats(console)
+    races = kcsan_reports(console)
+    kml = parsers.parse_sections(results)[0].get("kmemleak") if results else None
     out = []
     for trigger, pattern, count in SELFCHECK[boot]:
         what = f"{trigger} -> {count}: /{pattern}/"
+        if count == "leaks":
+            objs = suites.kmemleak_objects(kml.text) if kml is not None else []
+            hit = next((o for o in objs if re.search(pattern, o)), None)
+            n, why = suites.kmemleak_leaks(kml)
+            if hit is None:
+                out.append((what, False, "no such object in the kmemleak report"
+                            + ("" if n is not None else f" ({why.splitlines()[0]})")))
+            else:
+                first = hit.split("\n", 1)[0].strip()
+                out.append((what, bool(n), f"{first!r}, counted in leaks ({n})" if n else
+                            f"{first!r} was not counted: {why.splitlines()[0]}"))
+            continue
         hit = next((r for r in reports if re.search(pattern, r.split("\n", 1)[0])), None)
         if hit is None:
             out.append((what, False, "no such report on the console"))
             continue
-        counted = "hangs" if HANG_RE.search(hit) else "splats"
         first = hit.split("\n", 1)[0].strip()
+        m = KCSAN_RE.search(first)
+        if count == "kcsan" or m:
+            # evaluate(kcsan=True) moves a KCSAN report out of the splats into its list.
+            listed = m is not None and any(
+                set(r) & {re.sub(r"\+0x[0-9a-f]+/0x[0-9a-f]+$", "", g)
+                          for g in m.groups() if g} for r in races)
+            counted = "kcsan" if listed else "splats"
+        else:
+            counted = "hangs" if HANG_RE.search(hit) else "splats"
         out.append((what, counted == count,
                     f"{first!r}, counted in {counted}" if counted == count else
                     f"{first!r} was counted in {counted}"))
     return out
 
 
-def selfcheck(tree: Path, core: str) -> int:
-    """Boots the stress kernel once per SELFCHECK entry and checks each report."""
-    profile = f"stress-{core}"
-    build.build(tree, ARCH, profile)
-    img = rootfs.ensure_image()
+def selfcheck(tree: Path, core: str, boots: list[str] | None = None) -> int:
+    """Boots the kernel of each SELFCHECK entry (boots: a subset, by name) and checks
+    each report."""
     failed = total = 0
-    for boot in SELFCHECK:
-        payload = suites.make_payload(f"selfcheck-{boot}-{core}", ["stress-selfcheck"],
+    for boot in boots or list(SELFCHECK):
+        profile = f"{SELFCHECK_KIND[boot]}-{core}"
+        build.build(tree, ARCH, profile)
+        img = rootfs.ensure_image()
+        payload = suites.make_payload(f"selfcheck-{boot}-{core}",
+                                      SELFCHECK_PARTS.get(boot, ["stress-selfcheck"]),
                                       tree=tree, arch=ARCH, profile=profile,
                                       env={"KH_SELFCHECK": boot})
         out = cache_dir() / "results" / f"selfcheck-{boot}-{core}"
         res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out,
                          timeout=1200, smp=2, mem="4G")
-        c = evaluate(res.console, res.results, res.timed_out, need_detectors=False)
-        print(f"selfcheck {boot}: {c.splats} splats, {c.hangs} hangs (logs in {out})")
-        for what, ok, why in selfcheck_verdicts(boot, res.console):
+        c = evaluate(res.console, res.results, res.timed_out, need_detectors=False,
+                     kcsan=boot == "kcsan")
+        leaks = "no leak scan" if c.leaks is None else f"{c.leaks} leaks"
+        races = "" if c.kcsan is None else f", {len(c.kcsan)} KCSAN data races"
+        print(f"selfcheck {boot} ({profile}): {c.splats} splats, {c.hangs} hangs, {leaks}"
+              f"{races} (logs in {out})")
+        for what, ok, why in selfcheck_verdicts(boot, res.console, res.results):
             total += 1
             failed += not ok
             print(f"  {'ok  ' if ok else 'FAIL'} {what}: {why}")

@@ -75,19 +75,61 @@ class Selfcheck(unittest.TestCase):
               + "x\n" * 40 +
               "[ 90.0] INFO: task bash:201 blocked for more than 20 seconds.\n")
 
+    LEAK = ("KH-BEGIN kmemleak\n"
+            "unreferenced object 0xffff888004a1c2c0 (size 64):\n"
+            "  comm \"bash\", pid 812, jiffies 4294712345\n"
+            "  backtrace (crc 5f3a0e21):\n"
+            "    __kmalloc_cache_noprof+0x2f1/0x4a0\n"
+            "    lkdtm_SLAB_LEAK+0x1a/0x60\n"
+            "    lkdtm_do_action+0x2a/0x50\n"
+            "KH-KMEMLEAK 1 unreferenced objects\nKH-END kmemleak rc=0\nKH-DONE rc=0\n")
+    RACE = ("[ 30.0] BUG: KCSAN: data-race in lkdtm_DATA_RACE / lkdtm_race_thread\n"
+            + "x\n" * 40)
+
     def test_every_report_found_and_counted(self):
-        got = stress.selfcheck_verdicts("splats", self.SPLATS)
-        self.assertEqual([ok for _, ok, _ in got], [True] * 4, got)
+        got = stress.selfcheck_verdicts("splats", self.SPLATS, self.LEAK)
+        self.assertEqual([ok for _, ok, _ in got], [True] * 5, got)
+        self.assertIn("counted in leaks (1)", got[4][2])
+        got = stress.selfcheck_verdicts("kcsan", self.RACE)
+        self.assertEqual([ok for _, ok, _ in got], [True], got)
+        self.assertIn("counted in kcsan", got[0][2])
         lock = ("[ 20.0] watchdog: BUG: soft lockup - CPU#1 stuck for 11s! [sh:300]\n"
                 + "x\n" * 40 + "[ 40.0] rcu: INFO: rcu_preempt self-detected stall on CPU\n")
         got = stress.selfcheck_verdicts("lockup", lock)
         self.assertEqual([ok for _, ok, _ in got], [True] * 2, got)
 
     def test_missing_report_fails(self):
-        got = stress.selfcheck_verdicts("splats", self.SPLATS.replace("refcount_t:", "rc:"))
+        got = stress.selfcheck_verdicts("splats", self.SPLATS.replace("refcount_t:", "rc:"),
+                                        self.LEAK)
         (what, ok, why), = [g for g in got if not g[1]]
         self.assertIn("REFCOUNT_INC_OVERFLOW", what)
         self.assertEqual(why, "no such report on the console")
+
+    def test_leak_missing_or_uncounted_fails(self):
+        # Another object only: ours not found.
+        got = stress.selfcheck_verdicts("splats", self.SPLATS,
+                                        self.LEAK.replace("lkdtm_SLAB_LEAK", "kstrdup"))
+        self.assertEqual(got[4][1:], (False, "no such object in the kmemleak report"))
+        # No scan at all: said.
+        got = stress.selfcheck_verdicts("splats", self.SPLATS, "KH-DONE rc=0\n")
+        self.assertFalse(got[4][1])
+        self.assertIn("the kmemleak scan did not run", got[4][2])
+        # The scan failed after its report: the object is there, the count is not.
+        got = stress.selfcheck_verdicts("splats", self.SPLATS,
+                                        self.LEAK.replace("kmemleak rc=0", "kmemleak rc=2"))
+        self.assertFalse(got[4][1])
+        self.assertIn("was not counted", got[4][2])
+
+    def test_kcsan_report_outside_the_list_fails(self):
+        # With KCSAN_RE not knowing the report, the stress run would count it as a splat.
+        saved = stress.KCSAN_RE
+        try:
+            stress.KCSAN_RE = re.compile(r"BUG: KCSAN: assert: race in (\S+)(?: / (\S+))?")
+            got = stress.selfcheck_verdicts("kcsan", self.RACE)
+        finally:
+            stress.KCSAN_RE = saved
+        self.assertFalse(got[0][1])
+        self.assertIn("was counted in splats", got[0][2])
 
     def test_report_counted_elsewhere_fails(self):
         # With the soft-lockup detector's report missing from HANG_RE (the rule before
