@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import parsers
-from .common import KhError, Stamp, cache_dir, log, took, warn
+from .common import KhError, Stamp, cache_dir, log, run, took, versions, warn
 
 # rcu_cpu_stall_cputime: an RCU stall report says how the stalled CPU spent the time
 # (hard and soft interrupts, system time): an interrupt storm or a loop.
@@ -234,7 +234,8 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
          live: bool = False, smp: int = 2, mem: str = "2G",
          icount: bool = False, quiet_kvm: bool = False, arch: str = "x86_64",
          cpu: str = "max", no_progress: float = NO_PROGRESS,
-         qemu_extra: list[str] | tuple = (), cmdline: str = "") -> GuestResult:
+         qemu_extra: list[str] | tuple = (), cmdline: str = "",
+         qemu: list[str] | None = None) -> GuestResult:
     outdir.mkdir(parents=True, exist_ok=True)
     con, res = outdir / "console.log", outdir / "results.log"
     for f in (con, res):
@@ -255,6 +256,8 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
         else:
             accel = ["-accel", "tcg,thread=multi", "-cpu", "max"]
         name = "tcg" + (" icount" if icount else "")
+    if qemu:
+        name += f" ({qemu[0]})"
     sock, qmp = outdir / "console.sock", outdir / "qmp.sock"
     for f in (sock, qmp):
         f.unlink(missing_ok=True)
@@ -264,7 +267,7 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
                     "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=khres"]
     else:
         channels = [*console_ch.qemu_args(), "-serial", f"file:{res}"]
-    cmd = [QEMU[arch], *accel, "-smp", str(smp), "-m", mem, "-display", "none",
+    cmd = [*(qemu or [QEMU[arch]]), *accel, "-smp", str(smp), "-m", mem, "-display", "none",
            "-monitor", "none", "-no-reboot", "-kernel", str(kernel),
            "-append", f"{CONSOLE[arch]} {CMDLINE}" + (f" {cmdline}" if cmdline else ""),
            "-drive", f"file={rootfs},if=virtio,format=raw,snapshot=on",
@@ -333,6 +336,32 @@ def boot(kernel: Path, rootfs: Path, payload: Path, outdir: Path, *, timeout: in
 
 def tail(text: str, n: int = 40) -> str:
     return "\n".join(text.rstrip().split("\n")[-n:])
+
+
+def stress_qemu() -> list[str]:
+    """The x86_64 QEMU of make stress (versions.toml [stress_qemu]): bookworm-backports'
+    packages unpacked into the cache; [binary, "-L", its data dir]. Checked by its own
+    --version."""
+    from .upstream import PrivateApt
+    v = versions()["stress_qemu"]
+    root = cache_dir() / "stress-qemu" / v["version"].replace(":", "_")
+    binary, data = root / "usr/bin/qemu-system-x86_64", root / "usr/share/qemu"
+    want = v["version"].split(":", 1)[-1]
+    if not (root / "done").exists():
+        apt = PrivateApt("apt-stress-qemu", [v["suite"]])
+        apt.update()
+        dl = root.parent / "debs"
+        debs = [apt.download(p, v["version"], dl) for p in v["packages"]]
+        debs.append(apt.download("seabios", v["seabios"], dl))
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        for d in debs:
+            run(["dpkg-deb", "-x", str(d), str(root)])
+        (root / "done").write_text("ok\n")
+    out = run([str(binary), "--version"], capture=True, quiet=True, check=False)
+    if out.returncode != 0 or want not in out.stdout:
+        raise KhError(f"{binary} --version did not say {want}:\n{out.stdout}{out.stderr}")
+    return [str(binary), "-L", str(data)]
 
 
 def qemu_available(arch: str = "x86_64") -> None:

@@ -189,7 +189,7 @@ def run(tree: Path, minutes: int, core: str, kind: str = "stress") -> int:
     t0 = time.monotonic()
     # (acpi=noirq, which KASAN boots need, is on every x86_64 boot: guest.CONSOLE.)
     res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out,
-                     timeout=minutes * 60 + 1800, smp=smp, mem="4G")
+                     timeout=minutes * 60 + 1800, smp=smp, mem="4G", qemu=guest.stress_qemu())
     # The debug kernel (KIND=debug) has no hang detectors: its headline says so.
     c = evaluate(res.console, res.results, res.timed_out, need_detectors=kind != "debug",
                  kcsan=kind == "kcsan")
@@ -297,7 +297,7 @@ def selfcheck(tree: Path, core: str, boots: list[str] | None = None) -> int:
                                       env={"KH_SELFCHECK": boot})
         out = cache_dir() / "results" / f"selfcheck-{boot}-{core}"
         res = guest.boot(build.kernel_image(ARCH, profile), img, payload, out,
-                         timeout=1200, smp=2, mem="4G")
+                         timeout=1200, smp=2, mem="4G", qemu=guest.stress_qemu())
         c = evaluate(res.console, res.results, res.timed_out, need_detectors=False,
                      kcsan=boot == "kcsan")
         leaks = "no leak scan" if c.leaks is None else f"{c.leaks} leaks"

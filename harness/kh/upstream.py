@@ -21,12 +21,12 @@ GIT_ID = ["-c", "user.name=kh", "-c", "user.email=kh@localhost", "-c", "commit.g
 class PrivateApt:
     """apt-get/apt-cache with their own sources list, lists and cache under the cache dir."""
 
-    def __init__(self):
+    def __init__(self, name: str = "apt", suites: list[str] | None = None):
         v = versions()["apt"]
-        self.root = cache_dir() / "apt"
+        self.root = cache_dir() / name
         (self.root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
         (self.root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-        src = "".join(f"deb {v['mirror']} {s} main\n" for s in v["suites"])
+        src = "".join(f"deb {v['mirror']} {s} main\n" for s in (suites or v["suites"]))
         sl = self.root / "sources.list"
         if not sl.exists() or sl.read_text() != src:
             sl.write_text(src)
@@ -64,7 +64,8 @@ class PrivateApt:
         debs = sorted(dest.glob(f"{pkg}_*.deb"))
         ver = version.split(":")[-1]
         for d in debs:
-            if f"_{ver}_" in d.name:
+            # (apt-get download writes an epoch's ":" as "%3a": pkg_1%3a10.0.2_...)
+            if f"_{ver}_" in d.name or f"%3a{ver}_" in d.name:
                 return d
         raise KhError(f"downloaded {pkg}={version} but found no .deb in {dest}")
 
