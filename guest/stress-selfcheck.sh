@@ -5,7 +5,7 @@
 # KASAN report, a refcount_t report, a hung task, a leaked object for the kmemleak part
 # that follows), "lockup" (a soft lockup and the RCU stall it causes: CPU 1 never comes
 # back, so a boot of its own), "kcsan" (on the KCSAN kernel: a data race between CPUs 0
-# and 1). SLAB_LEAK and DATA_RACE are LKDTM types of our series.
+# and 1). KMALLOC_LEAK and DATA_RACE are LKDTM types of our series.
 LKDTM=/sys/kernel/debug/provoke-crash/DIRECT
 
 selfcheck_fire() {
@@ -20,7 +20,7 @@ selfcheck_splats() {
 	echo 20 >/proc/sys/kernel/hung_task_timeout_secs
 	# First, and from a process that exits: a copy of the pointer left in the kernel
 	# stack of a live task would keep the object referenced for kmemleak.
-	(selfcheck_fire SLAB_LEAK)
+	(selfcheck_fire KMALLOC_LEAK)
 	echo "KH-SELFCHECK-FIRE HUNG_TASK"
 	(echo HUNG_TASK >"$LKDTM") &
 	selfcheck_fire WARNING

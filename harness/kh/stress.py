@@ -220,14 +220,14 @@ def run(tree: Path, minutes: int, core: str, kind: str = "stress") -> int:
 # (guest/stress-selfcheck.sh), per boot: (trigger, the report it must give, the count that
 # must hold it: "splats", "hangs", "leaks" (kmemleak's scan) or "kcsan" (the KCSAN kind's
 # list of data races)). A report found but counted elsewhere fails as surely as one not
-# found. SLAB_LEAK and DATA_RACE are LKDTM types of our series (patch "lkdtm: Add
-# SLAB_LEAK and DATA_RACE"): upstream's LKDTM has no trigger for either detector.
+# found. KMALLOC_LEAK and DATA_RACE are LKDTM types of our series (patch "lkdtm: Add
+# KMALLOC_LEAK and DATA_RACE"): upstream's LKDTM has no trigger for either detector.
 SELFCHECK = {
     "splats": [("WARNING", r"WARNING: .*lkdtm|WARNING: .* at lkdtm_WARNING", "splats"),
                ("READ_AFTER_FREE", r"BUG: KASAN: \S+ in lkdtm_READ_AFTER_FREE", "splats"),
                ("REFCOUNT_INC_OVERFLOW", r"refcount_t: saturated", "splats"),
                ("HUNG_TASK", r"INFO: task \S+ blocked for more than \d+ seconds", "hangs"),
-               ("SLAB_LEAK", r"lkdtm_SLAB_LEAK", "leaks")],
+               ("KMALLOC_LEAK", r"lkdtm_KMALLOC_LEAK", "leaks")],
     "lockup": [("SOFTLOCKUP", r"BUG: soft lockup - CPU#1 stuck for", "hangs"),
                ("SOFTLOCKUP", r"rcu: INFO: \S+ (?:self-)?detected (?:expedited )?stalls? on "
                 "CPU", "hangs")],

@@ -80,7 +80,7 @@ class Selfcheck(unittest.TestCase):
             "  comm \"bash\", pid 812, jiffies 4294712345\n"
             "  backtrace (crc 5f3a0e21):\n"
             "    __kmalloc_cache_noprof+0x2f1/0x4a0\n"
-            "    lkdtm_SLAB_LEAK+0x1a/0x60\n"
+            "    lkdtm_KMALLOC_LEAK+0x1a/0x60\n"
             "    lkdtm_do_action+0x2a/0x50\n"
             "KH-KMEMLEAK 1 unreferenced objects\nKH-END kmemleak rc=0\nKH-DONE rc=0\n")
     RACE = ("[ 30.0] BUG: KCSAN: data-race in lkdtm_DATA_RACE / lkdtm_race_thread\n"
@@ -108,7 +108,7 @@ class Selfcheck(unittest.TestCase):
     def test_leak_missing_or_uncounted_fails(self):
         # Another object only: ours not found.
         got = stress.selfcheck_verdicts("splats", self.SPLATS,
-                                        self.LEAK.replace("lkdtm_SLAB_LEAK", "kstrdup"))
+                                        self.LEAK.replace("lkdtm_KMALLOC_LEAK", "kstrdup"))
         self.assertEqual(got[4][1:], (False, "no such object in the kmemleak report"))
         # No scan at all: said.
         got = stress.selfcheck_verdicts("splats", self.SPLATS, "KH-DONE rc=0\n")
