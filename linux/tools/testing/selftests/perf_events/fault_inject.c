@@ -249,7 +249,12 @@ TEST_F(failslab, open_group_second_pmu)
 	open_all_nth(_metadata, self->tp_id, 2, "tracepoint sibling of a software leader");
 }
 
-TEST_F(failslab, open_inherit)
+/*
+ * Each event that opens is checked by a fork (check_inherited()): under KASAN
+ * and TCG with the host loaded (two make stress guests at once) that took
+ * more than the harness's default 30 s on either core, so give it 300.
+ */
+TEST_F_TIMEOUT(failslab, open_inherit, 300)
 {
 	open_all_nth(_metadata, self->tp_id, 3, "inherited tracepoint event");
 }
