@@ -268,12 +268,9 @@ def selfcheck_verdicts(boot: str, console: str, results: str = ""
             out.append((what, False, "no such report on the console"))
             continue
         first = hit.split("\n", 1)[0].strip()
-        m = KCSAN_RE.search(first)
-        if count == "kcsan" or m:
+        if count == "kcsan" or KCSAN_RE.search(first):
             # evaluate(kcsan=True) moves a KCSAN report out of the splats into its list.
-            listed = m is not None and any(
-                set(r) & {re.sub(r"\+0x[0-9a-f]+/0x[0-9a-f]+$", "", g)
-                          for g in m.groups() if g} for r in races)
+            listed = any(r in races for r in kcsan_reports(first))
             counted = "kcsan" if listed else "splats"
         else:
             counted = "hangs" if HANG_RE.search(hit) else "splats"
