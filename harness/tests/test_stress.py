@@ -1,5 +1,6 @@
 import re
 import unittest
+from unittest import mock
 
 from kh import stress
 
@@ -76,11 +77,11 @@ class Selfcheck(unittest.TestCase):
               "[ 90.0] INFO: task bash:201 blocked for more than 20 seconds.\n")
 
     LEAK = ("KH-BEGIN kmemleak\n"
-            "unreferenced object 0xffff888004a1c2c0 (size 64):\n"
+            "unreferenced object 0xff110001056e8000 (size 16384):\n"
             "  comm \"bash\", pid 812, jiffies 4294712345\n"
             "  backtrace (crc 5f3a0e21):\n"
-            "    __kmalloc_cache_noprof+0x2f1/0x4a0\n"
-            "    lkdtm_KMALLOC_LEAK+0x1a/0x60\n"
+            "    __kmalloc_large_noprof+0x24/0xa0\n"
+            "    lkdtm_KMALLOC_LEAK+0x1b/0x60\n"
             "    lkdtm_do_action+0x2a/0x50\n"
             "KH-KMEMLEAK 1 unreferenced objects\nKH-END kmemleak rc=0\nKH-DONE rc=0\n")
     RACE = ("[ 30.0] BUG: KCSAN: data-race in lkdtm_DATA_RACE / lkdtm_race_thread\n"
@@ -122,25 +123,19 @@ class Selfcheck(unittest.TestCase):
 
     def test_kcsan_report_outside_the_list_fails(self):
         # With KCSAN_RE not knowing the report, the stress run would count it as a splat.
-        saved = stress.KCSAN_RE
-        try:
-            stress.KCSAN_RE = re.compile(r"BUG: KCSAN: assert: race in (\S+)(?: / (\S+))?")
+        with mock.patch.object(stress, "KCSAN_RE",
+                               re.compile(r"BUG: KCSAN: assert: race in (\S+)(?: / (\S+))?")):
             got = stress.selfcheck_verdicts("kcsan", self.RACE)
-        finally:
-            stress.KCSAN_RE = saved
         self.assertFalse(got[0][1])
         self.assertIn("was counted in splats", got[0][2])
 
     def test_report_counted_elsewhere_fails(self):
         # With the soft-lockup detector's report missing from HANG_RE (the rule before
         # 2026-12-01: hung tasks only), it would be a splat.
-        saved = stress.HANG_RE
-        try:
-            stress.HANG_RE = re.compile(r"INFO: task .* blocked for more than")
+        with mock.patch.object(stress, "HANG_RE",
+                               re.compile(r"INFO: task .* blocked for more than")):
             got = stress.selfcheck_verdicts(
                 "lockup", "[ 20.0] watchdog: BUG: soft lockup - CPU#1 stuck for 11s!\n")
-        finally:
-            stress.HANG_RE = saved
         self.assertFalse(got[0][1])
         self.assertIn("was counted in splats", got[0][2])
 
